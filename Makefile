@@ -1,0 +1,17 @@
+# The two set-up commands of README.md: `make demo` and `make test`. Each does all set-up on a fresh machine.
+.PHONY: demo test lint setup setup-test
+
+demo: setup
+	.venv/bin/mplug2-search demo
+
+test: setup-test
+	.venv/bin/python -m pytest
+
+lint: setup-test
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+setup:
+	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh --test

@@ -1,0 +1,1 @@
+"""Everything between files on disk and ranked results: media, database, vectors, indexing, search, evaluation."""

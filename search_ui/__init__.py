@@ -1,0 +1,1 @@
+"""The Streamlit front end: a thin script over indexer's search engine."""
