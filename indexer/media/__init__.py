@@ -1,0 +1,1 @@
+"""Reading media files: probing, decoding in killable workers, segmentation into clips, thumbnails."""
