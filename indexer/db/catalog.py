@@ -1,0 +1,316 @@
+"""The one access layer to the metadata database. Callers get plain records; sessions never leave this module.
+
+One process writes (an index run) while others read (searches, the UI). SQLite runs in WAL mode with a busy
+timeout so readers see the last committed state and never block the writer; every multi-row change is a single
+transaction, so a process killed at any moment leaves the previous consistent state.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from indexer.db import migrations
+from indexer.db.models import Clip, IndexRun, Media, Root, Thumbnail
+from indexer.db.records import (
+    CLIP_PENDING,
+    CLIP_READY,
+    FAILED,
+    INDEXED,
+    INDEXING,
+    MISSING,
+    ClipRecord,
+    MediaRecord,
+    ProbeFacts,
+    RunRecord,
+    SearchFilters,
+)
+
+_SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection, _record) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing committed
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Catalog:
+    """Files, clips, roots and index runs. `url` is any SQLAlchemy URL (SQLite file by default)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _make_engine(url)
+        migrations.upgrade(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _session(self) -> Session:
+        return self._sessions()
+
+    # roots
+
+    def add_root(self, path: str | Path) -> str:
+        resolved = str(Path(path).resolve())
+        with self._session() as session, session.begin():
+            if session.scalar(select(Root.id).where(Root.path == resolved)) is None:
+                session.add(Root(path=resolved, added_at=_now()))
+        return resolved
+
+    def roots(self) -> list[str]:
+        with self._session() as session:
+            return list(session.scalars(select(Root.path).order_by(Root.path)))
+
+    def is_under_root(self, path: str | Path) -> bool:
+        """Whether `path`, with every symbolic link resolved, lies inside an indexed root."""
+        resolved = os.path.realpath(path)
+        return any(resolved == root or resolved.startswith(root.rstrip(os.sep) + os.sep) for root in self.roots())
+
+    # media
+
+    def media_by_path(self, path: str) -> MediaRecord | None:
+        with self._session() as session:
+            row = session.scalar(select(Media).where(Media.path == path))
+            return _media_record(row) if row else None
+
+    def media_under(self, root: str) -> list[MediaRecord]:
+        with self._session() as session:
+            rows = session.scalars(select(Media).where(Media.root == root).order_by(Media.path))
+            return [_media_record(row) for row in rows]
+
+    def media_by_status(self, status: str) -> list[MediaRecord]:
+        with self._session() as session:
+            return [_media_record(r) for r in session.scalars(select(Media).where(Media.status == status))]
+
+    def begin_media(
+        self, path: str, root: str, size: int, mtime: float, content_hash: str | None, facts: ProbeFacts
+    ) -> tuple[int, list[int]]:
+        """Mark a file as being (re)indexed: status `indexing`, its probe facts stored, its old clips dropped.
+
+        Returns the media id and the ids of the clips it had (to drop from the vector index and feature store).
+        """
+        with self._session() as session, session.begin():
+            row = session.scalar(select(Media).where(Media.path == path))
+            if row is None:
+                row = Media(path=path, root=root, size=size, mtime=mtime, status=INDEXING, updated_at=_now())
+                session.add(row)
+                session.flush()
+            old_clip_ids = list(session.scalars(select(Clip.id).where(Clip.media_id == row.id)))
+            session.execute(delete(Clip).where(Clip.media_id == row.id))
+            row.root, row.size, row.mtime, row.content_hash = root, size, mtime, content_hash
+            row.kind, row.duration, row.fps, row.frame_count = facts.kind, facts.duration, facts.fps, facts.frame_count
+            row.width, row.height, row.codec, row.rotation = facts.width, facts.height, facts.codec, facts.rotation
+            row.creation_time = facts.creation_time
+            row.status, row.error_code, row.error, row.updated_at = INDEXING, None, None, _now()
+            return row.id, old_clip_ids
+
+    def add_clips(self, media_id: int, spans: Sequence[tuple[float, float, bytes | None]]) -> list[int]:
+        """Insert pending clips (start, end, thumbnail JPEG) for a file; returns their new ids, in order."""
+        with self._session() as session, session.begin():
+            clips = [Clip(media_id=media_id, start=start, end=end, status=CLIP_PENDING) for start, end, _ in spans]
+            session.add_all(clips)
+            session.flush()
+            session.add_all(
+                Thumbnail(clip_id=clip.id, jpeg=jpeg) for clip, (_, _, jpeg) in zip(clips, spans, strict=True) if jpeg
+            )
+            return [clip.id for clip in clips]
+
+    def commit_media(self, media_id: int, ready_clip_ids: Iterable[int]) -> None:
+        """The file's vectors are durable: its clips become searchable and the file `indexed`, in one transaction."""
+        ready = list(ready_clip_ids)
+        with self._session() as session, session.begin():
+            if ready:
+                session.execute(update(Clip).where(Clip.id.in_(ready)).values(status=CLIP_READY))
+            session.execute(delete(Clip).where(Clip.media_id == media_id, Clip.status == CLIP_PENDING))
+            session.execute(update(Media).where(Media.id == media_id).values(status=INDEXED, indexed_at=_now()))
+
+    def fail_media(
+        self, path: str, root: str, size: int, mtime: float, code: str, message: str, content_hash: str | None = None
+    ) -> list[int]:
+        """Record a file that could not be indexed; drops any clips it had. Returns their ids."""
+        with self._session() as session, session.begin():
+            row = session.scalar(select(Media).where(Media.path == path))
+            if row is None:
+                row = Media(path=path, root=root, size=size, mtime=mtime, status=FAILED, updated_at=_now())
+                session.add(row)
+                session.flush()
+            old_clip_ids = list(session.scalars(select(Clip.id).where(Clip.media_id == row.id)))
+            session.execute(delete(Clip).where(Clip.media_id == row.id))
+            row.root, row.size, row.mtime, row.content_hash = root, size, mtime, content_hash
+            row.status, row.error_code, row.error, row.updated_at = FAILED, code, message, _now()
+            return old_clip_ids
+
+    def touch_media(self, media_id: int, mtime: float) -> None:
+        """A file whose mtime changed but whose content did not: remember the new mtime, keep everything else."""
+        with self._session() as session, session.begin():
+            session.execute(update(Media).where(Media.id == media_id).values(mtime=mtime, updated_at=_now()))
+
+    def mark_missing(self, media_ids: Iterable[int]) -> list[int]:
+        """Files gone from disk: status `missing`, clips removed. Returns the removed clip ids."""
+        ids = list(media_ids)
+        if not ids:
+            return []
+        with self._session() as session, session.begin():
+            clip_ids = list(session.scalars(select(Clip.id).where(Clip.media_id.in_(ids))))
+            session.execute(delete(Clip).where(Clip.media_id.in_(ids)))
+            session.execute(update(Media).where(Media.id.in_(ids)).values(status=MISSING, updated_at=_now()))
+            return clip_ids
+
+    def discard_pending(self, media_id: int) -> list[int]:
+        """Drop the pending clips of an interrupted file; returns their ids."""
+        with self._session() as session, session.begin():
+            ids = list(session.scalars(select(Clip.id).where(Clip.media_id == media_id, Clip.status == CLIP_PENDING)))
+            session.execute(delete(Clip).where(Clip.id.in_(ids)))
+            return ids
+
+    # clips (reads for search and the UI)
+
+    def clips(self, ids: Sequence[int]) -> list[ClipRecord]:
+        """Ready clips by id, in the order asked; unknown or not-ready ids are left out."""
+        wanted = [int(i) for i in ids if int(i) >= 0]
+        if not wanted:
+            return []
+        by_id: dict[int, ClipRecord] = {}
+        with self._session() as session:
+            for chunk in _chunks(wanted, 900):  # stay under SQLite's bound-parameter limit
+                query = (
+                    select(Clip, Media)
+                    .join(Media, Clip.media_id == Media.id)
+                    .where(Clip.id.in_(chunk), Clip.status == CLIP_READY)
+                )
+                for clip, media in session.execute(query):
+                    by_id[clip.id] = ClipRecord(
+                        id=clip.id, media_id=media.id, path=media.path, kind=media.kind or "video",
+                        start=clip.start, end=clip.end, media_duration=media.duration or 0.0, mtime=media.mtime,
+                        width=media.width or 0, height=media.height or 0,
+                    )  # fmt: skip
+        return [by_id[i] for i in wanted if i in by_id]
+
+    def clips_of_media(self, media_id: int) -> list[ClipRecord]:
+        with self._session() as session:
+            ids = list(session.scalars(select(Clip.id).where(Clip.media_id == media_id).order_by(Clip.start)))
+        return self.clips(ids)
+
+    def ready_clip_ids(self) -> np.ndarray:
+        with self._session() as session:
+            ids = session.scalars(select(Clip.id).where(Clip.status == CLIP_READY).order_by(Clip.id))
+            return np.fromiter(ids, dtype=np.int64)
+
+    def clip_ids_matching(self, filters: SearchFilters) -> np.ndarray:
+        """Ready clip ids whose file passes every filter (the allow-list for a filtered vector search)."""
+        query = select(Clip.id).join(Media, Clip.media_id == Media.id).where(Clip.status == CLIP_READY)
+        if filters.path_prefix:
+            prefix = filters.path_prefix.rstrip(os.sep) + os.sep
+            query = query.where(Media.path.startswith(prefix, autoescape=True))
+        if filters.kinds:
+            query = query.where(Media.kind.in_(filters.kinds))
+        duration = func.coalesce(Media.duration, 0.0)
+        if filters.min_duration is not None:
+            query = query.where(duration >= filters.min_duration)
+        if filters.max_duration is not None:
+            query = query.where(duration <= filters.max_duration)
+        if filters.modified_after is not None:
+            query = query.where(Media.mtime >= _timestamp(filters.modified_after))
+        if filters.modified_before is not None:
+            query = query.where(Media.mtime < _timestamp(filters.modified_before))
+        with self._session() as session:
+            return np.fromiter(session.scalars(query.order_by(Clip.id)), dtype=np.int64)
+
+    def thumbnail(self, clip_id: int) -> bytes | None:
+        with self._session() as session:
+            return session.scalar(select(Thumbnail.jpeg).where(Thumbnail.clip_id == int(clip_id)))
+
+    # index runs
+
+    def start_run(self, model: str, preprocessing: dict, roots: list[str]) -> int:
+        with self._session() as session, session.begin():
+            run = IndexRun(started_at=_now(), status="running", model=model, preprocessing=preprocessing,
+                           roots=roots, counts={}, timings={})  # fmt: skip
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def finish_run(self, run_id: int, status: str, counts: dict, timings: dict) -> None:
+        with self._session() as session, session.begin():
+            session.execute(
+                update(IndexRun)
+                .where(IndexRun.id == run_id)
+                .values(status=status, counts=counts, timings=timings, finished_at=_now())
+            )
+
+    def runs(self, limit: int = 20) -> list[RunRecord]:
+        with self._session() as session:
+            rows = session.scalars(select(IndexRun).order_by(IndexRun.id.desc()).limit(limit))
+            return [_run_record(row) for row in rows]
+
+    def last_run(self) -> RunRecord | None:
+        runs = self.runs(limit=1)
+        return runs[0] if runs else None
+
+    # status
+
+    def stats(self) -> dict:
+        """Counts of files by kind and status, and of searchable clips."""
+        with self._session() as session:
+            by_status = {
+                f"{kind or 'unknown'}/{status}": count
+                for kind, status, count in session.execute(
+                    select(Media.kind, Media.status, func.count()).group_by(Media.kind, Media.status)
+                )
+            }
+            ready = session.scalar(select(func.count()).select_from(Clip).where(Clip.status == CLIP_READY)) or 0
+            pending = session.scalar(select(func.count()).select_from(Clip).where(Clip.status == CLIP_PENDING)) or 0
+        return {"media": by_status, "clips_ready": ready, "clips_pending": pending}
+
+    def failed_media(self) -> list[MediaRecord]:
+        return self.media_by_status(FAILED)
+
+
+def _chunks(values: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _timestamp(moment: datetime) -> float:
+    return moment.timestamp() if moment.tzinfo else moment.replace(tzinfo=timezone.utc).timestamp()
+
+
+def _media_record(row: Media) -> MediaRecord:
+    return MediaRecord(
+        id=row.id, path=row.path, root=row.root, size=row.size, mtime=row.mtime, content_hash=row.content_hash,
+        kind=row.kind, duration=row.duration, fps=row.fps, width=row.width, height=row.height, codec=row.codec,
+        rotation=row.rotation, creation_time=row.creation_time, status=row.status, error_code=row.error_code,
+        error=row.error, indexed_at=row.indexed_at,
+    )  # fmt: skip
+
+
+def _run_record(row: IndexRun) -> RunRecord:
+    return RunRecord(
+        id=row.id, started_at=row.started_at, finished_at=row.finished_at, status=row.status, model=row.model,
+        preprocessing=row.preprocessing, roots=row.roots, counts=row.counts, timings=row.timings,
+    )  # fmt: skip

@@ -1,0 +1,93 @@
+"""Plain records handed out by the Catalog: the rest of the program never sees a session or an ORM object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+# Media statuses. `indexing` left behind by a crash means: redo this file.
+PENDING, INDEXING, INDEXED, FAILED, MISSING = "pending", "indexing", "indexed", "failed", "missing"
+# Clip statuses: `pending` rows exist before their vectors are durable; only `ready` clips are searchable.
+CLIP_PENDING, CLIP_READY = "pending", "ready"
+
+
+@dataclass(frozen=True)
+class ProbeFacts:
+    """What indexing learned about a file, written with it."""
+
+    kind: str
+    duration: float
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+    codec: str
+    rotation: int
+    creation_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MediaRecord:
+    id: int
+    path: str
+    root: str
+    size: int
+    mtime: float
+    content_hash: str | None
+    kind: str | None
+    duration: float | None
+    fps: float | None
+    width: int | None
+    height: int | None
+    codec: str | None
+    rotation: int | None
+    creation_time: datetime | None
+    status: str
+    error_code: str | None
+    error: str | None
+    indexed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """A searchable clip with what a result needs to show about its file."""
+
+    id: int
+    media_id: int
+    path: str
+    kind: str
+    start: float
+    end: float
+    media_duration: float
+    mtime: float
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    model: str
+    preprocessing: dict
+    roots: list
+    counts: dict
+    timings: dict
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Metadata filters applied inside the vector search. Durations are the file's (images count as 0 s);
+    dates are the file's modification time."""
+
+    path_prefix: str | None = None
+    kinds: tuple[str, ...] | None = None
+    min_duration: float | None = None
+    max_duration: float | None = None
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
+
+    def is_empty(self) -> bool:
+        return all(value is None for value in vars(self).values())

@@ -1,0 +1,47 @@
+"""Where mplug2-search keeps its state, and the environment variables that move it.
+
+Everything lives under one home folder (`$MPLUG2_SEARCH_HOME`, default `~/.mplug2-search`): the SQLite catalog,
+the feature store and the FAISS index. `MPLUG2_SEARCH_DB` points the catalog at any SQLAlchemy URL instead
+(e.g. PostgreSQL); `MPLUG2_SEARCH_MODEL` names the model used when a command is given none.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db_url: str
+    index_dir: Path
+    model: str | None
+
+    @property
+    def features_dir(self) -> Path:
+        return self.index_dir / "features"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("MPLUG2_SEARCH_HOME", Path.home() / ".mplug2-search")).expanduser()
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path.resolve()}"
+
+
+def load_settings(db_url: str | None = None, index_dir: str | Path | None = None, model: str | None = None) -> Settings:
+    """Settings from explicit values, then environment variables, then defaults under the home folder."""
+    home = default_home()
+    index = Path(index_dir or os.environ.get("MPLUG2_SEARCH_INDEX_DIR") or home / "index").expanduser()
+    url = db_url or os.environ.get("MPLUG2_SEARCH_DB") or sqlite_url(home / "catalog.sqlite")
+    return Settings(home=home, db_url=url, index_dir=index, model=model or os.environ.get("MPLUG2_SEARCH_MODEL"))
+
+
+def default_model_dir() -> Path:
+    """The model bundled with the project, used when no model is named."""
+    return REPO_ROOT / "data" / "models" / "mplug2-synth"
