@@ -37,8 +37,9 @@ def make_clips(out: Path) -> dict[str, Path]:
         path = out / name
         if not path.exists():
             source = ["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=10"]
-            subprocess.run(["ffmpeg", "-v", "error", "-y", *source, *args, "-pix_fmt", "yuv420p", str(path)],
-                           check=True)  # fmt: skip
+            subprocess.run(
+                ["ffmpeg", "-v", "error", "-y", *source, *args, "-pix_fmt", "yuv420p", str(path)], check=True
+            )
         paths[codec] = path
     return paths
 
@@ -64,8 +65,11 @@ def decoders_for(path: Path, num_frames: int, info) -> dict[str, Callable[[], ob
     def with_backend(backend: str) -> Callable[[], object]:
         return lambda: decode(DecodeRequest(str(path), num_frames=num_frames, backend=backend, info=info))
 
-    return {"decord": with_backend("decord"), "ffmpeg": with_backend("ffmpeg"),
-            "pyav": lambda: pyav_sequential(path, num_frames)}  # fmt: skip
+    return {
+        "decord": with_backend("decord"),
+        "ffmpeg": with_backend("ffmpeg"),
+        "pyav": lambda: pyav_sequential(path, num_frames),
+    }
 
 
 def timed(function: Callable[[], object], repeats: int) -> float:
@@ -92,8 +96,10 @@ def main() -> None:
             for name, function in decoders.items():
                 seconds = timed(function, args.repeats)
                 baseline = baseline or seconds
-                print(f"{codec:6} {num_frames:6d} {name:8} {seconds:9.3f} {num_frames / seconds:9.1f} "
-                      f"{1 / seconds:8.2f} {seconds / baseline:8.2f}x")  # fmt: skip
+                print(
+                    f"{codec:6} {num_frames:6d} {name:8} {seconds:9.3f} {num_frames / seconds:9.1f} "
+                    f"{1 / seconds:8.2f} {seconds / baseline:8.2f}x"
+                )
     requests = [DecodeRequest(str(clips["h264"]), num_frames=8, size=224) for _ in range(8)]
     in_process = timed(lambda: [decode(r) for r in requests], 1)
     with DecodePool(workers=1) as pool:

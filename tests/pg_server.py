@@ -25,8 +25,11 @@ class PostgresServer:
     run_as: list[str]
 
     def stop(self) -> None:
-        subprocess.run([*self.run_as, str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate",
-                        "stop"], capture_output=True, check=False)  # fmt: skip
+        subprocess.run(
+            [*self.run_as, str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
 
@@ -55,8 +58,12 @@ def start_postgres() -> tuple[PostgresServer | None, str]:
     if run_as:
         os.chmod(base, 0o777)
     port = _free_port()
-    init = subprocess.run([*run_as, str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "mplug2", "--auth=trust"],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    init = subprocess.run(
+        [*run_as, str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "mplug2", "--auth=trust"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if init.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
         return None, f"initdb failed: {init.stderr.strip()[-300:]}"

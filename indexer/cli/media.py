@@ -38,9 +38,16 @@ def probe(paths: tuple[Path, ...], as_json: bool) -> None:
         if "error" in row:
             table.add_row(row["path"], f"[red]{row['error']}[/red]", row["message"], "", "", "", "", "")
         else:
-            table.add_row(row["path"], row["kind"], f"{row['width']}x{row['height']}", row["codec"],
-                          f"{row['duration']:.2f}s", f"{row['fps']:.2f}", str(row["frame_count"]),
-                          str(row["rotation"]))  # fmt: skip
+            table.add_row(
+                row["path"],
+                row["kind"],
+                f"{row['width']}x{row['height']}",
+                row["codec"],
+                f"{row['duration']:.2f}s",
+                f"{row['fps']:.2f}",
+                str(row["frame_count"]),
+                str(row["rotation"]),
+            )
     Console().print(table)
 
 

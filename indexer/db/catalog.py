@@ -205,10 +205,17 @@ class Catalog:
                 )
                 for clip, media in session.execute(query):
                     by_id[clip.id] = ClipRecord(
-                        id=clip.id, media_id=media.id, path=media.path, kind=media.kind or "video",
-                        start=clip.start, end=clip.end, media_duration=media.duration or 0.0, mtime=media.mtime,
-                        width=media.width or 0, height=media.height or 0,
-                    )  # fmt: skip
+                        id=clip.id,
+                        media_id=media.id,
+                        path=media.path,
+                        kind=media.kind or "video",
+                        start=clip.start,
+                        end=clip.end,
+                        media_duration=media.duration or 0.0,
+                        mtime=media.mtime,
+                        width=media.width or 0,
+                        height=media.height or 0,
+                    )
         return [by_id[i] for i in wanted if i in by_id]
 
     def clips_of_media(self, media_id: int) -> list[ClipRecord]:
@@ -249,8 +256,15 @@ class Catalog:
 
     def start_run(self, model: str, preprocessing: dict, roots: list[str]) -> int:
         with self._session() as session, session.begin():
-            run = IndexRun(started_at=_now(), status="running", model=model, preprocessing=preprocessing,
-                           roots=roots, counts={}, timings={})  # fmt: skip
+            run = IndexRun(
+                started_at=_now(),
+                status="running",
+                model=model,
+                preprocessing=preprocessing,
+                roots=roots,
+                counts={},
+                timings={},
+            )
             session.add(run)
             session.flush()
             return run.id
@@ -302,15 +316,36 @@ def _timestamp(moment: datetime) -> float:
 
 def _media_record(row: Media) -> MediaRecord:
     return MediaRecord(
-        id=row.id, path=row.path, root=row.root, size=row.size, mtime=row.mtime, content_hash=row.content_hash,
-        kind=row.kind, duration=row.duration, fps=row.fps, width=row.width, height=row.height, codec=row.codec,
-        rotation=row.rotation, creation_time=row.creation_time, status=row.status, error_code=row.error_code,
-        error=row.error, indexed_at=row.indexed_at,
-    )  # fmt: skip
+        id=row.id,
+        path=row.path,
+        root=row.root,
+        size=row.size,
+        mtime=row.mtime,
+        content_hash=row.content_hash,
+        kind=row.kind,
+        duration=row.duration,
+        fps=row.fps,
+        width=row.width,
+        height=row.height,
+        codec=row.codec,
+        rotation=row.rotation,
+        creation_time=row.creation_time,
+        status=row.status,
+        error_code=row.error_code,
+        error=row.error,
+        indexed_at=row.indexed_at,
+    )
 
 
 def _run_record(row: IndexRun) -> RunRecord:
     return RunRecord(
-        id=row.id, started_at=row.started_at, finished_at=row.finished_at, status=row.status, model=row.model,
-        preprocessing=row.preprocessing, roots=row.roots, counts=row.counts, timings=row.timings,
-    )  # fmt: skip
+        id=row.id,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        status=row.status,
+        model=row.model,
+        preprocessing=row.preprocessing,
+        roots=row.roots,
+        counts=row.counts,
+        timings=row.timings,
+    )

@@ -96,7 +96,7 @@ def _v1_tables() -> MetaData:
         Column("timings", JSON, nullable=False),
     )
     Table("schema_version", metadata, Column("version", Integer, primary_key=True))
-    return metadata  # fmt: skip
+    return metadata
 
 
 def _v1_create(connection: Connection) -> None:

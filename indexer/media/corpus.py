@@ -91,8 +91,19 @@ def _variable_rate(path: Path) -> Path:
     frames = list(pattern_frames(14, 96, 64))
     source = path.with_suffix(".source.mkv")
     encode_frames(frames, source, 10, codec="libx264", extra_args=("-g", "1"))
-    _ffmpeg("-i", str(source), "-vf", "setpts='if(lt(N,10),N*0.1,1.0+(N-10)*0.5)/TB'",
-            "-fps_mode", "passthrough", "-c:v", "libx264", "-g", "1", str(path))  # fmt: skip
+    _ffmpeg(
+        "-i",
+        str(source),
+        "-vf",
+        "setpts='if(lt(N,10),N*0.1,1.0+(N-10)*0.5)/TB'",
+        "-fps_mode",
+        "passthrough",
+        "-c:v",
+        "libx264",
+        "-g",
+        "1",
+        str(path),
+    )
     source.unlink()
     return path
 
@@ -137,8 +148,19 @@ def bad_files(out: Path) -> list[CorpusFile]:
     files.append(CorpusFile(damaged, "video", "12 s, keyframe every second, garbage over the middle 10% of bytes"))
 
     huge = out / "8k.mp4"
-    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=7680x4320:rate=5:duration=0.6", "-c:v", "libx264",
-            "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(huge))  # fmt: skip
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=7680x4320:rate=5:duration=0.6",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        str(huge),
+    )
     files.append(CorpusFile(huge, "video", "7680x4320: decoded downscaled with bounded memory"))
 
     unreadable = _encode(out / "unreadable.mp4", "libx264")

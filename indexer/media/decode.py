@@ -234,8 +234,19 @@ class _FfmpegReader:
             raise CorruptMediaError(self.path, "no video packets found")
 
     def _packet_times(self) -> np.ndarray:
-        cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time",
-               "-of", "csv=p=0", "--", self.path]  # fmt: skip
+        cmd = [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+            "--",
+            self.path,
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         times = []
         for line in result.stdout.splitlines():
@@ -259,8 +270,11 @@ class _FfmpegReader:
         )
         frames, times, errors = self._stream(cmd, width, height, targets)
         if not frames:
-            raise CorruptMediaError(self.path, f"ffmpeg decoded no frames between {first:.2f}s and {last:.2f}s"
-                                    + (f" ({errors[-1]})" if errors else ""))  # fmt: skip
+            raise CorruptMediaError(
+                self.path,
+                f"ffmpeg decoded no frames between {first:.2f}s and {last:.2f}s"
+                + (f" ({errors[-1]})" if errors else ""),
+            )
         picked = self._on_screen(targets, np.asarray(times))
         if errors and len(set(picked.tolist())) < max(1, len(set(indices.tolist())) // 2):
             raise CorruptMediaError(self.path, f"damaged video data near {first:.2f}s ({errors[-1]})")

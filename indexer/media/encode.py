@@ -50,10 +50,29 @@ def encode_frames(
         raise ValueError(f"no frames to encode into {path}")
     height, width = first.shape[:2]
     cmd = [
-        ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
-        "-an", "-c:v", codec, "-pix_fmt", pix_fmt, *extra_args, str(path),
-    ]  # fmt: skip
+        ffmpeg_binary(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        "-an",
+        "-c:v",
+        codec,
+        "-pix_fmt",
+        pix_fmt,
+        *extra_args,
+        str(path),
+    ]
     # stderr goes to a file, not a pipe: a pipe nobody reads while we write frames could fill and deadlock.
     with tempfile.TemporaryFile() as stderr_file:
         process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=stderr_file)

@@ -189,9 +189,18 @@ def _probe_fallback(path: str, size: int, why: str) -> MediaInfo:
                 duration = container.duration / 1_000_000
             frame_count = stream.frames or max(1, round(duration * fps))
             return MediaInfo(
-                path, MediaKind.VIDEO, stream.width, stream.height, stream.codec_context.name,
-                duration, fps, frame_count, 0, None, size,
-            )  # fmt: skip
+                path,
+                MediaKind.VIDEO,
+                stream.width,
+                stream.height,
+                stream.codec_context.name,
+                duration,
+                fps,
+                frame_count,
+                0,
+                None,
+                size,
+            )
     except av.error.FFmpegError as error:
         raise NotMediaError(path, f"not a recognised media file ({why}; PyAV: {error})") from None
 

@@ -85,8 +85,21 @@ def detect_cuts(path: str, threshold: float = 0.3, timeout_s: float = 600.0) -> 
     """Times (seconds) where ffmpeg's scene-change score exceeds `threshold`, decoded at low resolution."""
     if shutil.which("ffmpeg") is None:
         raise CorruptMediaError(path, "ffmpeg is not installed, so shots cannot be detected")
-    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "info", "-i", path, "-an",
-           "-vf", f"scale=160:-2,select='gt(scene,{threshold})',showinfo", "-f", "null", "-"]  # fmt: skip
+    cmd = [
+        "ffmpeg",
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "info",
+        "-i",
+        path,
+        "-an",
+        "-vf",
+        f"scale=160:-2,select='gt(scene,{threshold})',showinfo",
+        "-f",
+        "null",
+        "-",
+    ]
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:

@@ -32,8 +32,12 @@ WRITER = textwrap.dedent(
 
 
 def _writer(url: str, files: int, mode: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WRITER, url, str(files), mode], stdout=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, url, str(files), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
 
 
 def test_readers_see_only_whole_files_while_a_writer_commits(db_url: str) -> None:

@@ -17,10 +17,12 @@ def test_a_v1_database_upgrades_with_its_data(db_url: str) -> None:
     engine = create_engine(db_url)
     assert migrations.upgrade(engine, target=1) == 1
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO media (path, root, size, mtime, status, updated_at, kind, duration) "
-            "VALUES ('/a/old.mp4', '/a', 5, 1.0, 'indexed', '2024-01-01 00:00:00', 'video', 12.0)"
-        ))  # fmt: skip
+        connection.execute(
+            text(
+                "INSERT INTO media (path, root, size, mtime, status, updated_at, kind, duration) "
+                "VALUES ('/a/old.mp4', '/a', 5, 1.0, 'indexed', '2024-01-01 00:00:00', 'video', 12.0)"
+            )
+        )
         connection.execute(text("INSERT INTO clips (media_id, start, \"end\", status) VALUES (1, 0, 12, 'ready')"))
     assert "creation_time" not in _columns(engine)["media"]
     engine.dispose()

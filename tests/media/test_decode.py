@@ -90,8 +90,9 @@ def test_a_file_damaged_in_the_middle_still_yields_the_clips_around_the_damage(c
     # decord alone sometimes fails after the damage (it depends on its decoder state): "auto" retries such spans
     # with ffmpeg, and that is what the indexer uses.
     for backend in ("auto", "ffmpeg"):
-        result = decode(DecodeRequest(str(corpus["garbage-in-middle.mp4"].path), spans=spans, num_frames=4,
-                                      backend=backend))  # fmt: skip
+        result = decode(
+            DecodeRequest(str(corpus["garbage-in-middle.mp4"].path), spans=spans, num_frames=4, backend=backend)
+        )
         first, last = result.spans[0], result.spans[-1]
         assert first.error is None and last.error is None, backend
         assert_pattern(first.frames, [round(t * 10) for t in first.timestamps])
@@ -111,9 +112,14 @@ def test_8k_is_decoded_downscaled(corpus: dict[str, CorpusFile]) -> None:
 
 @pytest.mark.parametrize(
     ("name", "code"),
-    [("zero-bytes.mp4", "empty"), ("notes.mp4", "not_media"), ("audio-only.mp4", "not_media"),
-     ("truncated-before-moov.mp4", "corrupt"), ("loop-a.mp4", "unreadable")],
-)  # fmt: skip
+    [
+        ("zero-bytes.mp4", "empty"),
+        ("notes.mp4", "not_media"),
+        ("audio-only.mp4", "not_media"),
+        ("truncated-before-moov.mp4", "corrupt"),
+        ("loop-a.mp4", "unreadable"),
+    ],
+)
 def test_bad_files_raise_typed_errors_naming_the_file(corpus: dict[str, CorpusFile], name: str, code: str) -> None:
     with pytest.raises(MediaError) as raised:
         decode(DecodeRequest(str(corpus[name].path)))

@@ -14,8 +14,10 @@ def test_encoded_file_has_the_frames_we_wrote(tmp_path: Path) -> None:
     out = encode_frames(frames, tmp_path / "grey ramp.mp4", fps=10)
     probe = subprocess.run(
         ["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json", str(out)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     stream = json.loads(probe.stdout)["streams"][0]
     assert (stream["width"], stream["height"], stream["codec_name"]) == (64, 48, "h264")
     assert int(stream["nb_read_frames"]) == 10

@@ -56,8 +56,10 @@ def test_8k_within_a_realistic_cap(corpus: dict[str, CorpusFile]) -> None:
 
 
 def test_a_worker_killed_from_outside_is_reported_and_replaced(corpus: dict[str, CorpusFile]) -> None:
-    requests = [DecodeRequest(str(corpus["8k.mp4"].path), num_frames=8, tag="victim"),
-                DecodeRequest(str(corpus["h264.mp4"].path), num_frames=2, tag="after")]  # fmt: skip
+    requests = [
+        DecodeRequest(str(corpus["8k.mp4"].path), num_frames=8, tag="victim"),
+        DecodeRequest(str(corpus["h264.mp4"].path), num_frames=2, tag="after"),
+    ]
     with DecodePool(workers=1, timeout_s=60) as pool:
         victim_pid = pool._workers[0].process.pid
 

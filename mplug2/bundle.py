@@ -1,0 +1,120 @@
+"""ModelBundle: the model with its tokenizer and preprocessing, the one object search and evaluation talk to.
+
+Callers hand in captions and uint8 frames; tokenisation, caption normalisation, resizing and normalisation happen
+here, from the model's own config. Inference runs under `torch.inference_mode()`, in bf16 autocast on a GPU and
+float32 on the CPU (bf16 is several times slower than float32 on CPUs without native support).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mplug2.config import MPLUG2Config
+from mplug2.factory import create_model, vocab_for
+from mplug2.model import MPLUG2Retrieval, TextOutput, VisualOutput
+from mplug2.tokenizer import Tokenizer
+from mplug2.transforms import to_model_input
+
+
+@dataclass
+class ModelBundle:
+    model: MPLUG2Retrieval
+    tokenizer: Tokenizer
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    name: str
+
+    @property
+    def config(self) -> MPLUG2Config:
+        return self.model.config
+
+    @property
+    def with_fusion(self) -> bool:
+        return self.model.with_fusion
+
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        with torch.inference_mode():
+            if self.autocast_dtype is None:
+                yield
+            else:
+                with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+                    yield
+
+    def tokenize(self, texts: Sequence[str], kind: str = "video") -> tuple[torch.Tensor, torch.Tensor]:
+        preprocess = self.config.preprocess
+        length = preprocess.text_max_length_video if kind == "video" else preprocess.text_max_length_image
+        ids, mask = self.tokenizer(texts, length)
+        return ids.to(self.device), mask.to(self.device)
+
+    def encode_texts(self, texts: Sequence[str], kind: str = "video") -> TextOutput:
+        """Captions or queries → tokens, mask and ITC vectors; `kind` picks the max length (official: video 35,
+        image 30)."""
+        ids, mask = self.tokenize(texts, kind)
+        with self._inference():
+            output = self.model.encode_text(ids, mask)
+        return TextOutput(output.tokens.float(), output.mask, output.feat.float())
+
+    def encode_videos(self, frames: np.ndarray | torch.Tensor) -> VisualOutput:
+        """uint8 clips [B, T, H, W, 3] (any size; resized here if needed) → visual tokens and ITC vectors."""
+        video = to_model_input(frames, self.config, kind="video").to(self.device)  # [B, T, 3, S, S]
+        with self._inference():
+            output = self.model.encode_video(video)
+        return VisualOutput(output.tokens.float(), output.feat.float())
+
+    def encode_images(self, images: np.ndarray | torch.Tensor) -> VisualOutput:
+        """uint8 images [B, H, W, 3] → visual tokens and ITC vectors (one-frame videos)."""
+        pixels = to_model_input(images, self.config, kind="image").to(self.device)  # [B, 3, S, S]
+        with self._inference():
+            output = self.model.encode_image(pixels)
+        return VisualOutput(output.tokens.float(), output.feat.float())
+
+    def itm_match_logits(self, text: TextOutput, visual_tokens: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Aligned pairs (text row i, visual tokens i) → ITM "match" logits [N] (index 1 of itm_head), float32."""
+        logits = []
+        with self._inference():
+            for start in range(0, len(visual_tokens), batch_size):
+                rows = slice(start, start + batch_size)
+                pair_logits = self.model.itm_logits(
+                    text.tokens[rows].to(self.device),
+                    text.mask[rows].to(self.device),
+                    visual_tokens[rows].to(self.device),
+                )
+                logits.append(pair_logits[:, 1].float())
+        return torch.cat(logits) if logits else torch.empty(0)
+
+
+def load_model_bundle(
+    name_or_dir: str | Path,
+    device: str | torch.device | None = None,
+    with_fusion: bool = True,
+    precision: str = "auto",
+    vocab_file: str | Path | None = None,
+    pretrained: str | Path | None = None,
+) -> ModelBundle:
+    """Model + tokenizer + preprocessing. `precision`: auto (bf16 autocast on GPU, float32 on CPU), fp32, bf16, fp16."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = create_model(name_or_dir, pretrained, with_fusion=with_fusion, device=device)
+    vocab = vocab_file or vocab_for(name_or_dir) or (vocab_for(pretrained) if pretrained else None)
+    if vocab is None:
+        raise FileNotFoundError(
+            f"no vocabulary for {name_or_dir}: pass a vocab file (bert-base-uncased's vocab.txt for official models)"
+        )
+    tokenizer = Tokenizer(vocab, max_words=model.config.preprocess.max_words)
+    if tokenizer.vocab_size > model.config.text.vocab_size:
+        raise ValueError(
+            f"{vocab} has {tokenizer.vocab_size} tokens; the model's embedding has only {model.config.text.vocab_size}"
+        )
+    autocast = {
+        "auto": torch.bfloat16 if device.type == "cuda" else None,
+        "fp32": None,
+        "bf16": torch.bfloat16,
+        "fp16": torch.float16,
+    }[precision]
+    return ModelBundle(model, tokenizer, device, autocast, name=str(name_or_dir))

@@ -1,0 +1,117 @@
+"""The model's public face on small configs: shapes, normalised ITC vectors, optional fusion, size variants."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mplug2 import create_model, get_config
+from mplug2.checkpoint import load_official_state_dict
+from mplug2.config import TextConfig, VisionConfig
+from mplug2.init import init_weights
+from mplug2.model import MPLUG2Retrieval
+
+
+def test_encoders_return_tokens_and_unit_itc_vectors(tiny_model: MPLUG2Retrieval) -> None:
+    config = tiny_model.config
+    size, grid = config.image_size, config.vision.grid
+    with torch.no_grad():
+        video = tiny_model.encode_video(torch.randn(2, 5, 3, size, size))
+        image = tiny_model.encode_image(torch.randn(3, 3, size, size))
+        text = tiny_model.encode_text(torch.randint(5, 100, (4, 7)), torch.ones(4, 7, dtype=torch.long))
+    hidden = config.text.hidden_size
+    assert video.tokens.shape == (2, 1 + 5 * grid * grid, hidden)
+    assert image.tokens.shape == (3, 1 + grid * grid, hidden)
+    assert text.tokens.shape == (4, 7, hidden)
+    for feat in (video.feat, image.feat, text.feat):
+        torch.testing.assert_close(feat.norm(dim=-1), torch.ones(len(feat)))
+    with torch.no_grad():
+        logits = tiny_model.itm_logits(text.tokens[:2], text.mask[:2], video.tokens)
+    assert logits.shape == (2, 2)
+
+
+def test_an_image_is_a_one_frame_video(tiny_model: MPLUG2Retrieval) -> None:
+    pixels = torch.randn(2, 3, tiny_model.config.image_size, tiny_model.config.image_size)
+    with torch.no_grad():
+        torch.testing.assert_close(tiny_model.encode_image(pixels).feat, tiny_model.encode_video(pixels[:, None]).feat)
+
+
+def test_temporal_adapters_make_frame_order_matter(tiny_model: MPLUG2Retrieval) -> None:
+    for name, parameter in tiny_model.named_parameters():
+        if "lmhra" in name and "ln" not in name:
+            torch.nn.init.normal_(parameter, std=0.5)  # trained adapters are not the identity
+    video = torch.randn(1, 4, 3, tiny_model.config.image_size, tiny_model.config.image_size)
+    with torch.no_grad():
+        forward, backward = tiny_model.encode_video(video).feat, tiny_model.encode_video(video.flip(1)).feat
+    assert not torch.allclose(forward, backward, atol=1e-4), "a reversed clip (left vs right) must look different"
+
+
+def test_padding_does_not_change_the_text_vector(tiny_model: MPLUG2Retrieval) -> None:
+    ids = torch.tensor([[2, 10, 11, 12, 3]])
+    padded = torch.tensor([[2, 10, 11, 12, 3, 0, 0, 0]])
+    with torch.no_grad():
+        short = tiny_model.encode_text(ids, torch.ones_like(ids)).feat
+        long = tiny_model.encode_text(padded, (padded != 0).long()).feat
+    torch.testing.assert_close(short, long, atol=1e-5, rtol=1e-5)
+
+
+def test_the_dual_encoder_needs_no_fusion_tower(tiny_model: MPLUG2Retrieval) -> None:
+    light = create_model("mplug2-tiny", with_fusion=False)
+    assert not any(k.startswith(("fusion_encoder", "itm_head")) for k in light.state_dict())
+    report = load_official_state_dict(light, tiny_model.state_dict())
+    assert report.ignored == {
+        "fusion tower (model built without it)": len(
+            [k for k in tiny_model.state_dict() if k.startswith(("fusion_encoder", "itm_head"))]
+        )
+    }
+    video = torch.randn(1, 2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(light.encode_video(video).feat, tiny_model.encode_video(video).feat)
+        with pytest.raises(RuntimeError, match="without the fusion encoder"):
+            light.itm_logits(torch.zeros(1, 2, 64), torch.ones(1, 2), torch.zeros(1, 3, 64))
+
+
+def variant_config():
+    """Vision width 96 (3 heads of 32) differs from text hidden 80 (5 heads of 16): visn_fc exists; patch 4,
+    3 universal layers, a fusion encoder built with more layers than run."""
+    base = get_config("mplug2-tiny")
+    return replace(
+        base,
+        vision=VisionConfig(width=96, layers=2, heads=3, patch_size=4, image_size=16),
+        text=TextConfig(
+            vocab_size=64,
+            hidden_size=80,
+            num_attention_heads=5,
+            intermediate_size=160,
+            text_encoder_layers=4,
+            num_uni_layer=3,
+            fusion_layers=2,
+            fusion_layers_built=5,
+            max_position_embeddings=32,
+        ),
+    )
+
+
+def test_variant_sizes_load_from_official_names_and_compute_visn_fc_as_specified() -> None:
+    torch.manual_seed(1)
+    source = init_weights(MPLUG2Retrieval(variant_config())).eval()
+    assert hasattr(source, "visn_fc") and hasattr(source, "visn_layer_norm")
+    state = {re.sub(r"^(text_encoder|fusion_encoder)\.", r"\1.bert.", k): v for k, v in source.state_dict().items()}
+    state["fusion_encoder.bert.encoder.layer.0.attention.self.query.weight"] = torch.zeros(80, 80)  # a layer not run
+    target = MPLUG2Retrieval(variant_config()).eval()
+    report = load_official_state_dict(target, state)
+    assert report.missing == [] and report.unexpected == []
+    assert report.ignored == {"fusion layers that never run": 1}
+    video = torch.randn(2, 3, 3, 16, 16)
+    with torch.no_grad():
+        out = target.encode_video(video)
+        vit = target.visual_encoder(video)
+        projected = target.visn_layer_norm(target.visn_fc(vit))
+        expected = target.visn_emb_norm(projected + target.text_encoder.forward_vision(projected))
+    torch.testing.assert_close(out.tokens, expected)
+    torch.testing.assert_close(out.feat, F.normalize(target.vision_proj(expected[:, 0]), dim=-1))
+    torch.testing.assert_close(out.feat, source.encode_video(video).feat.detach())
