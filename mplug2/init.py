@@ -10,6 +10,7 @@ cross-attention, latents and the retrieval heads start random.
 from __future__ import annotations
 
 import logging
+import zipfile
 from pathlib import Path
 
 import torch
@@ -58,10 +59,16 @@ def read_any_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    try:
+    if _is_torchscript(path):  # OpenAI's released CLIP files
         return torch.jit.load(str(path), map_location="cpu").state_dict()
-    except RuntimeError:
-        return unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True), path)
+    return unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True), path)
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name for name in archive.namelist())
 
 
 def load_clip_vision(model: MPLUG2Retrieval, clip_path: str | Path) -> int:

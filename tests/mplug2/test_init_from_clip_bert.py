@@ -48,3 +48,11 @@ def test_hugging_face_bert_initialises_text_and_fusion_layers(tmp_path: Path) ->
         model.fusion_encoder.encoder.layer["2"].intermediate.dense.weight,
         donor.text_encoder.encoder.layer[2].intermediate.dense.weight,
     )
+
+
+def test_openai_torchscript_archives_are_read(tmp_path: Path) -> None:
+    from mplug2.init import read_any_state_dict
+
+    module = torch.jit.script(torch.nn.Linear(3, 2))
+    module.save(str(tmp_path / "jit.pt"))
+    assert set(read_any_state_dict(tmp_path / "jit.pt")) == {"weight", "bias"}
