@@ -44,6 +44,7 @@ def encode_frames(
     e.g. `("-crf", "28")` or `("-metadata:s:v", "rotate=90")`.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     iterator = iter(frames)
     first = next(iterator, None)
     if first is None:
