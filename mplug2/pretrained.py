@@ -29,7 +29,7 @@ KNOWN_CHECKPOINTS: dict[str, PretrainedCfg] = {
     for cfg in (
         PretrainedCfg(
             name="mplug2-synth",
-            architecture="mplug2-synth",
+            architecture="mplug2-small",
             format="folder",
             file=str(REPO_ROOT / "data" / "models" / "mplug2-synth"),
             notes="the small model this project trains on its synthetic shapes benchmark; bundled, offline default",

@@ -1,0 +1,115 @@
+"""`mplug2-search train`: ITC + ITM training (or fine-tuning) on captioned videos and images."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from indexer.cli import cli
+
+
+@cli.command()
+@click.option("--model", "model_name", required=True, help="A config name (random start) or a model folder.")
+@click.option(
+    "--annotations",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="jsonl/json with video|image and caption (repeatable).",
+)
+@click.option("--media", "media_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--vocab",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="WordPiece vocab (default: the model folder's).",
+)
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--grad-accum", type=int, default=1, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--warmup-steps", type=int, default=100, show_default=True)
+@click.option(
+    "--queue-size",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Momentum encoders with feature queues and distillation (mPLUG v1: 65536); 0 = in-batch ITC.",
+)
+@click.option("--frames", type=int, help="Frames per clip (default: the model's).")
+@click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
+@click.option("--time-limit", type=float, help="Stop (and checkpoint) after this many minutes.")
+@click.option("--checkpoint-every", type=int, default=200, show_default=True, help="Optimizer steps per checkpoint.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="Decode processes for the frame cache.")
+@click.option("--fp16-weights", is_flag=True, help="Store the final weights as float16.")
+@click.option("--no-resume", is_flag=True, help="Start over even if OUT holds a checkpoint.")
+def train(
+    model_name: str,
+    annotations: tuple[Path, ...],
+    media_dir: Path,
+    out_dir: Path,
+    vocab: Path | None,
+    epochs: int,
+    batch_size: int,
+    grad_accum: int,
+    lr: float,
+    warmup_steps: int,
+    queue_size: int,
+    frames: int | None,
+    max_steps: int | None,
+    time_limit: float | None,
+    checkpoint_every: int,
+    seed: int,
+    workers: int,
+    fp16_weights: bool,
+    no_resume: bool,
+) -> None:
+    """Train or fine-tune a model with ITC and ITM; resumes from OUT/checkpoints when interrupted."""
+    import torch
+
+    from indexer.training_data import CaptionedMedia, read_annotations
+    from mplug2 import create_model, save_model_folder
+    from mplug2.factory import vocab_for
+    from mplug2.tokenizer import Tokenizer
+    from mplug2.train.trainer import TrainConfig, Trainer
+
+    torch.manual_seed(seed)
+    vocab = vocab or vocab_for(model_name)
+    if vocab is None:
+        raise click.UsageError("a config name starts from random weights and needs --vocab")
+    model = create_model(model_name)
+    tokenizer = Tokenizer(vocab, max_words=model.config.preprocess.max_words)
+    items = read_annotations(annotations)
+    dataset = CaptionedMedia(items, media_dir, model.config, out_dir / "cache", workers=workers, num_frames=frames)
+    click.echo(f"{len(dataset)} captioned samples from {len(items)} items ({len(dataset.failed)} could not be read)")
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        lr=lr,
+        warmup_steps=warmup_steps,
+        queue_size=queue_size,
+        max_steps=max_steps,
+        time_limit_s=time_limit * 60 if time_limit else None,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+    )
+    trainer = Trainer(model, tokenizer, dataset, config, out_dir)
+    result = trainer.train(resume=not no_resume)
+    (out_dir / "train_log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in result.losses))
+    provenance = {
+        "training": asdict(config),
+        "annotations": [str(a) for a in annotations],
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "stopped_early": result.stopped_early,
+    }
+    folder = save_model_folder(
+        model, vocab, out_dir / "model", torch.float16 if fp16_weights else torch.float32, provenance
+    )
+    last = result.losses[-1]["loss"] if result.losses else float("nan")
+    click.echo(f"trained {result.steps} steps in {result.seconds / 60:.1f} min (last loss {last:.3f}); model: {folder}")

@@ -1,0 +1,1 @@
+"""Zero-shot retrieval evaluation: benchmark annotation readers, metrics, the runner and its reports."""

@@ -1,0 +1,207 @@
+"""The evaluation runner: embed every item once (decoded in the DecodePool), every text once, ITC similarities,
+the official ITM re-rank of each query's top k in both directions, and the metrics with and without it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from indexer.evaluation.benchmark import RetrievalBenchmark
+from indexer.evaluation.features import ItemFeatureCache
+from indexer.evaluation.metrics import dual_softmax, rerank_scores, retrieval_metrics, top_k
+from indexer.media.decode import DecodeRequest, DecodeResult
+from indexer.media.workers import DecodePool
+from mplug2.bundle import ModelBundle
+from mplug2.model import TextOutput
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalSettings:
+    num_frames: int | None = None  # default: the model's
+    rerank_k: int | None = None  # default: 128 for video, 256 for images (the official k_test)
+    rerank: bool = True
+    dual_softmax: bool = False
+    batch_size: int = 16
+    workers: int = 2
+    decode_timeout_s: float = 120.0
+    progress: bool = True
+
+
+@dataclass
+class EvalResult:
+    benchmark: RetrievalBenchmark
+    metrics: dict[str, dict[str, float]]  # "itc", "rerank", "dual_softmax" -> metrics
+    ranks: dict[str, dict[str, np.ndarray]]  # same keys -> {"t2v": [Q], "v2t": [N]}
+    counts: dict[str, int]
+    timings: dict[str, float]
+    failures: dict[str, str] = field(default_factory=dict)
+    similarity: np.ndarray | None = None
+
+
+def item_requests(benchmark: RetrievalBenchmark, bundle: ModelBundle, num_frames: int, rows: list[int]):
+    preprocess = bundle.config.preprocess
+    for row in rows:
+        item = benchmark.items[row]
+        video = item.kind == "video"
+        yield DecodeRequest(
+            str(item.path),
+            spans=((item.start, item.end),),
+            num_frames=num_frames if video else 1,
+            size=bundle.config.image_size,
+            interpolation=preprocess.video_interpolation if video else preprocess.image_interpolation,
+            tag=row,
+        )
+
+
+def embed_items(
+    bundle: ModelBundle, benchmark: RetrievalBenchmark, settings: EvalSettings, cache_dir: Path, keep_tokens: bool
+) -> tuple[ItemFeatureCache, dict[str, float]]:
+    """Embed every item not yet in the cache; returns the cache and timings (decode wait, encode seconds)."""
+    from tqdm import tqdm
+
+    config = bundle.config
+    num_frames = settings.num_frames or config.preprocess.num_frames
+    grid = config.vision.grid
+    frames_per_item = num_frames if benchmark.kind == "video" else 1
+    token_shape = (1 + frames_per_item * grid * grid, config.text.hidden_size) if keep_tokens else None
+    key = {
+        "model": bundle.name,
+        "config": config.to_dict(),
+        "frames": num_frames,
+        "tokens": keep_tokens,
+        "items": [(i.key, i.start, i.end) for i in benchmark.items],
+    }
+    cache = ItemFeatureCache(cache_dir, key, len(benchmark.items), config.embed_dim, token_shape)
+    todo = [row for row in range(len(benchmark.items)) if cache.done[row] == 0]
+    timings = {"encode_s": 0.0, "decode_wait_s": 0.0}
+    if not todo:
+        return cache, timings
+    batch_rows: list[int] = []
+    batch_frames: list[np.ndarray] = []
+
+    def flush_batch() -> None:
+        started = time.perf_counter()
+        frames = np.stack(batch_frames)
+        output = bundle.encode_videos(frames) if benchmark.kind == "video" else bundle.encode_images(frames[:, 0])
+        cache.write(batch_rows, output.feat.cpu().numpy(), output.tokens.cpu().numpy() if keep_tokens else None)
+        cache.flush()
+        timings["encode_s"] += time.perf_counter() - started
+        batch_rows.clear()
+        batch_frames.clear()
+
+    with DecodePool(settings.workers, timeout_s=settings.decode_timeout_s) as pool:
+        outcomes = pool.imap(item_requests(benchmark, bundle, num_frames, todo))
+        waited = time.perf_counter()
+        for request, outcome in tqdm(outcomes, total=len(todo), desc="embedding media", disable=not settings.progress):
+            timings["decode_wait_s"] += time.perf_counter() - waited
+            span = outcome.spans[0] if isinstance(outcome, DecodeResult) else None
+            if span is None or span.frames is None:
+                cache.fail(request.tag, str(outcome if span is None else span.error))
+            else:
+                batch_rows.append(request.tag)
+                batch_frames.append(span.frames)
+                if len(batch_rows) == settings.batch_size:
+                    flush_batch()
+            waited = time.perf_counter()
+        if batch_rows:
+            flush_batch()
+    cache.flush()
+    return cache, timings
+
+
+def embed_texts(bundle: ModelBundle, texts: list[str], kind: str, batch_size: int = 256) -> TextOutput:
+    parts = [bundle.encode_texts(texts[i : i + batch_size], kind) for i in range(0, len(texts), batch_size)]
+    return TextOutput(
+        torch.cat([p.tokens for p in parts]), torch.cat([p.mask for p in parts]), torch.cat([p.feat for p in parts])
+    )
+
+
+def rerank(
+    bundle: ModelBundle,
+    sim: np.ndarray,
+    text: TextOutput,
+    item_tokens: np.ndarray,
+    k: int,
+    add_similarity: bool,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Official ITM re-rank: each text's top-k items and each item's top-k texts. Returns the final t2v and v2t
+    matrices and the number of ITM pairs scored."""
+    from tqdm import tqdm
+
+    t2v_candidates = top_k(sim, k)
+    v2t_candidates = top_k(sim.T, k)
+    t2v_logits = np.zeros(t2v_candidates.shape)
+    v2t_logits = np.zeros(v2t_candidates.shape)
+    pairs = t2v_candidates.size + v2t_candidates.size
+    with tqdm(total=pairs, desc="re-ranking (ITM)", unit="pair", disable=not progress) as bar:
+        for query in range(len(sim)):
+            candidates = t2v_candidates[query]
+            tokens = torch.from_numpy(item_tokens[candidates].astype(np.float32))
+            t2v_logits[query] = bundle.itm_match_logits(text[[query] * len(candidates)], tokens).cpu().numpy()
+            bar.update(len(candidates))
+        for item in range(sim.shape[1]):
+            candidates = v2t_candidates[item]
+            tokens = torch.from_numpy(item_tokens[[item] * len(candidates)].astype(np.float32))
+            v2t_logits[item] = bundle.itm_match_logits(text[candidates.tolist()], tokens).cpu().numpy()
+            bar.update(len(candidates))
+    final_t2v = rerank_scores(sim, t2v_candidates, t2v_logits, add_similarity)
+    final_v2t = rerank_scores(sim.T, v2t_candidates, v2t_logits, add_similarity)
+    return final_t2v, final_v2t, pairs
+
+
+def evaluate(bundle: ModelBundle, benchmark: RetrievalBenchmark, settings: EvalSettings, cache_dir: Path) -> EvalResult:
+    from indexer.evaluation.metrics import best_ranks
+
+    started = time.perf_counter()
+    total_texts = len(benchmark.texts)
+    present, missing = benchmark.check_media()
+    rerank_on = settings.rerank and bundle.with_fusion
+    cache, timings = embed_items(bundle, benchmark, settings, cache_dir, keep_tokens=rerank_on)
+    failures = {benchmark.items[row].key: message for row, message in cache.errors().items()}
+    failures.update({benchmark.items[row].key: "file not found" for row in missing})
+    usable = [row for row in present if cache.done[row] == 1]
+    subset, dropped_texts = benchmark.subset(usable)
+    if not subset.items or not subset.texts:
+        raise RuntimeError(f"nothing to evaluate: {len(failures)} of {len(benchmark.items)} items failed")
+    text_started = time.perf_counter()
+    text = embed_texts(bundle, subset.texts, benchmark.kind)
+    timings["text_s"] = time.perf_counter() - text_started
+    item_feat = np.asarray(cache.itc[usable])
+    sim = text.feat.cpu().numpy() @ item_feat.T  # [texts, items]
+    metrics = {"itc": retrieval_metrics(sim, subset.text_to_items, subset.item_to_texts)}
+    ranks = {"itc": {"t2v": best_ranks(sim, subset.text_to_items), "v2t": best_ranks(sim.T, subset.item_to_texts)}}
+    if settings.dual_softmax:
+        t2v, v2t = dual_softmax(sim), dual_softmax(sim.T)
+        metrics["dual_softmax"] = retrieval_metrics(t2v, subset.text_to_items, subset.item_to_texts, v2t)
+    counts = {
+        "items": len(benchmark.items),
+        "items_evaluated": len(usable),
+        "items_missing": len(missing),
+        "items_failed": len(benchmark.items) - len(usable) - len(missing),
+        "texts": total_texts,
+        "texts_evaluated": len(subset.texts),
+        "texts_dropped": dropped_texts,
+    }
+    if rerank_on:
+        k = settings.rerank_k or (128 if benchmark.kind == "video" else 256)
+        rerank_started = time.perf_counter()
+        tokens = np.asarray(cache.tokens[usable])
+        final_t2v, final_v2t, pairs = rerank(bundle, sim, text, tokens, k, benchmark.kind == "video", settings.progress)
+        timings["rerank_s"] = time.perf_counter() - rerank_started
+        counts["itm_pairs"] = pairs
+        counts["rerank_k"] = k
+        metrics["rerank"] = retrieval_metrics(final_t2v, subset.text_to_items, subset.item_to_texts, final_v2t)
+        ranks["rerank"] = {
+            "t2v": best_ranks(final_t2v, subset.text_to_items),
+            "v2t": best_ranks(final_v2t, subset.item_to_texts),
+        }
+    timings["total_s"] = time.perf_counter() - started
+    return EvalResult(subset, metrics, ranks, counts, timings, failures, sim)

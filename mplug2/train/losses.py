@@ -1,0 +1,69 @@
+"""The retrieval losses of mPLUG (v1): image-text contrastive (ITC) and image-text matching on hard negatives (ITM).
+
+Items that share an id (several captions of one video) count as positives for each other, in ITC targets and when
+sampling hard negatives, as the official code does with `idx`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def positive_targets(query_ids: torch.Tensor, key_ids: torch.Tensor) -> torch.Tensor:
+    """[Q, K] targets: 1/n over the n keys sharing the query's item id."""
+    same = (query_ids[:, None] == key_ids[None, :]).float()
+    return same / same.sum(dim=1, keepdim=True).clamp(min=1)
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return -(F.log_softmax(logits, dim=1) * targets).sum(dim=1).mean()
+
+
+def itc_loss(
+    visual_feat: torch.Tensor,
+    text_feat: torch.Tensor,
+    temp: torch.Tensor,
+    item_ids: torch.Tensor,
+    visual_keys: torch.Tensor | None = None,
+    text_keys: torch.Tensor | None = None,
+    key_ids: torch.Tensor | None = None,
+    distill_v2t: torch.Tensor | None = None,
+    distill_t2v: torch.Tensor | None = None,
+    alpha: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """ITC over the keys (the batch, or the batch plus the momentum queue).
+
+    visual_feat/text_feat [B, E] (normalised, with gradients); visual_keys/text_keys [K, E] (defaults: the batch);
+    distill_*: the momentum model's similarities [B, K] for soft targets weighted by `alpha`.
+    Returns (loss, sim_v2t, sim_t2v) with sims [B, K] already divided by temp.
+    """
+    visual_keys = visual_feat if visual_keys is None else visual_keys
+    text_keys = text_feat if text_keys is None else text_keys
+    key_ids = item_ids if key_ids is None else key_ids
+    sim_v2t = visual_feat @ text_keys.T / temp
+    sim_t2v = text_feat @ visual_keys.T / temp
+    targets = positive_targets(item_ids, key_ids)
+    targets_v2t = targets_t2v = targets
+    if alpha > 0 and distill_v2t is not None and distill_t2v is not None:
+        targets_v2t = alpha * F.softmax(distill_v2t, dim=1) + (1 - alpha) * targets
+        targets_t2v = alpha * F.softmax(distill_t2v, dim=1) + (1 - alpha) * targets
+    loss = (soft_cross_entropy(sim_v2t, targets_v2t) + soft_cross_entropy(sim_t2v, targets_t2v)) / 2
+    return loss, sim_v2t, sim_t2v
+
+
+def sample_hard_negatives(
+    sim: torch.Tensor, query_ids: torch.Tensor, key_ids: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """For each query row of `sim` [Q, K], one key index drawn with probability softmax(sim) over the keys that are
+    not positives (never a key sharing the query's item id). A row with no negative at all draws uniformly from
+    the keys (possible only in a degenerate batch of one item)."""
+    weights = F.softmax(sim.detach().float(), dim=1).cpu() + 1e-5  # drawn on the CPU: one seeded generator anywhere
+    weights = weights.masked_fill((query_ids[:, None] == key_ids[None, :]).cpu(), 0.0)
+    empty = weights.sum(dim=1) == 0
+    weights[empty] = 1.0
+    return torch.multinomial(weights, 1, generator=generator).squeeze(1).to(sim.device)
+
+
+def itm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, labels)

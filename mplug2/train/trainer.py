@@ -1,0 +1,274 @@
+"""The training loop: ITC + ITM, AdamW with warm-up and cosine decay, gradient accumulation, bf16 on GPU,
+checkpoints that resume exactly (data order, frame choices and negative sampling all derive from the seed and the
+position in training, never from hidden state)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mplug2.model import MPLUG2Retrieval
+from mplug2.tokenizer import Tokenizer
+from mplug2.train.data import Sample, TrainingSet
+from mplug2.train.losses import itc_loss, itm_loss, sample_hard_negatives
+from mplug2.transforms import to_model_input
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (never part of a model config)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 1e-4
+    min_lr: float = 1e-6
+    weight_decay: float = 0.02
+    warmup_steps: int = 100
+    itm_weight: float = 1.0
+    queue_size: int = 0  # > 0: momentum encoders, feature queues and distillation (mPLUG v1 uses 65536)
+    momentum: float = 0.995
+    distill_alpha: float = 0.4
+    seed: int = 0
+    precision: str = "auto"  # auto: bf16 autocast on GPU, float32 on CPU
+    checkpoint_every: int = 200  # optimizer steps
+    log_every: int = 20
+    max_steps: int | None = None
+    time_limit_s: float | None = None  # stop (and checkpoint) once exceeded
+    grad_clip: float = 5.0
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    losses: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+class FeatureQueue(nn.Module):
+    """Momentum features of past batches (ITC negatives), with their item ids; saved in checkpoints."""
+
+    def __init__(self, size: int, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("visual", torch.zeros(size, dim))
+        self.register_buffer("text", torch.zeros(size, dim))
+        self.register_buffer("ids", torch.full((size,), -1, dtype=torch.long))
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+        self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
+
+    def push(self, visual: torch.Tensor, text: torch.Tensor, ids: torch.Tensor) -> None:
+        size, count = len(self.ids), len(ids)
+        positions = (self.pointer + torch.arange(count, device=ids.device)) % size
+        self.visual[positions], self.text[positions], self.ids[positions] = visual, text, ids
+        self.pointer.copy_((self.pointer + count) % size)
+        self.filled.copy_(torch.clamp(self.filled + count, max=size))
+
+    def contents(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = int(self.filled)
+        return self.visual[:n], self.text[:n], self.ids[:n]
+
+
+class Trainer:
+    def __init__(
+        self, model: MPLUG2Retrieval, tokenizer: Tokenizer, dataset: TrainingSet, config: TrainConfig, out_dir: Path
+    ) -> None:
+        if not model.with_fusion:
+            raise ValueError("training needs the fusion encoder (ITM): build the model with with_fusion=True")
+        self.model, self.tokenizer, self.dataset, self.config = model, tokenizer, dataset, config
+        self.out_dir = Path(out_dir)
+        self.device = next(model.parameters()).device
+        self.autocast_dtype = (
+            torch.bfloat16 if config.precision in ("auto", "bf16") and self.device.type == "cuda" else None
+        )
+        self.steps_per_epoch = len(dataset.batches(0, config.batch_size, config.seed)) // config.grad_accum
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"the training set holds less than one batch of {config.batch_size * config.grad_accum}")
+        self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
+        self.optimizer = torch.optim.AdamW(self._param_groups(), lr=config.lr, betas=(0.9, 0.999))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.momentum_model: MPLUG2Retrieval | None = None
+        self.queue: FeatureQueue | None = None
+        if config.queue_size > 0:
+            self.momentum_model = copy.deepcopy(model).requires_grad_(False)
+            self.queue = FeatureQueue(config.queue_size, model.config.embed_dim).to(self.device)
+        self.step = 0
+        self.position = (0, 0)  # (epoch, batch index) of the next batch
+
+    def _param_groups(self) -> list[dict]:
+        decay, no_decay = [], []
+        for name, parameter in self.model.named_parameters():
+            keep = parameter.ndim < 2 or "embedding" in name or "latents" in name or name == "temp"
+            (no_decay if keep else decay).append(parameter)
+        return [{"params": decay, "weight_decay": self.config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    def _lr_factor(self, step: int) -> float:
+        config = self.config
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = min(1.0, (step - config.warmup_steps) / max(1, self.total_steps - config.warmup_steps))
+        floor = config.min_lr / config.lr
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    # checkpoints
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoints" / "last.pt"
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "position": list(self.position),
+            "config": asdict(self.config),
+        }
+        if self.momentum_model is not None and self.queue is not None:
+            state["momentum_model"] = self.momentum_model.state_dict()
+            state["queue"] = self.queue.state_dict()
+        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.checkpoint_path.with_suffix(".partial")
+        torch.save(state, partial)
+        os.replace(partial, self.checkpoint_path)  # a kill mid-save leaves the previous checkpoint whole
+
+    def resume(self) -> bool:
+        if not self.checkpoint_path.is_file():
+            return False
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.position = state["step"], tuple(state["position"])
+        if self.momentum_model is not None and self.queue is not None:
+            self.momentum_model.load_state_dict(state["momentum_model"])
+            self.queue.load_state_dict(state["queue"])
+        log.info("resumed from %s at step %d", self.checkpoint_path, self.step)
+        return True
+
+    # one batch
+
+    def _inputs(self, samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        kind = samples[0].kind
+        frames = np.stack([sample.frames for sample in samples])  # [B, T, H, W, 3]
+        video = to_model_input(frames, self.model.config, kind).to(self.device)  # [B, T, 3, S, S]
+        preprocess = self.model.config.preprocess
+        length = preprocess.text_max_length_video if kind == "video" else preprocess.text_max_length_image
+        ids, mask = self.tokenizer([sample.caption for sample in samples], length)
+        item_ids = torch.tensor([sample.item_id for sample in samples], device=self.device)
+        return video, ids.to(self.device), mask.to(self.device), item_ids
+
+    def batch_loss(self, samples: list[Sample], generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+        model, config = self.model, self.config
+        video, ids, mask, item_ids = self._inputs(samples)
+        visual = model.encode_video(video)
+        text = model.encode_text(ids, mask)
+        with torch.no_grad():
+            model.temp.clamp_(0.001, 0.5)
+        keys: dict = {}
+        if self.momentum_model is not None and self.queue is not None:
+            with torch.no_grad():
+                visual_m = self.momentum_model.encode_video(video).feat
+                text_m = self.momentum_model.encode_text(ids, mask).feat
+                queued_visual, queued_text, queued_ids = self.queue.contents()
+                visual_keys = torch.cat([visual_m, queued_visual])
+                text_keys = torch.cat([text_m, queued_text])
+                keys = {
+                    "visual_keys": visual_keys,
+                    "text_keys": text_keys,
+                    "key_ids": torch.cat([item_ids, queued_ids]),
+                    "distill_v2t": visual_m @ text_keys.T / model.temp,
+                    "distill_t2v": text_m @ visual_keys.T / model.temp,
+                    "alpha": config.distill_alpha,
+                }
+            self._pending_queue = (visual_m, text_m, item_ids)
+        loss_itc, sim_v2t, sim_t2v = itc_loss(visual.feat, text.feat, model.temp, item_ids, **keys)
+        batch = len(samples)
+        negative_text = sample_hard_negatives(sim_v2t[:, :batch], item_ids, item_ids, generator)
+        negative_visual = sample_hard_negatives(sim_t2v[:, :batch], item_ids, item_ids, generator)
+        # Pairs: matched (label 1); each visual with a hard negative text; each text with a hard negative visual.
+        text_tokens = torch.cat([text.tokens, text.tokens[negative_text], text.tokens])
+        text_mask = torch.cat([text.mask, text.mask[negative_text], text.mask])
+        visual_tokens = torch.cat([visual.tokens, visual.tokens, visual.tokens[negative_visual]])
+        labels = torch.cat([torch.ones(batch), torch.zeros(2 * batch)]).long().to(self.device)
+        loss_itm = itm_loss(model.itm_logits(text_tokens, text_mask, visual_tokens), labels)
+        loss = loss_itc + config.itm_weight * loss_itm
+        return loss, {"itc": loss_itc.item(), "itm": loss_itm.item(), "temp": model.temp.item()}
+
+    @torch.no_grad()
+    def _momentum_update(self) -> None:
+        if self.momentum_model is None or self.queue is None:
+            return
+        for online, ema in zip(self.model.parameters(), self.momentum_model.parameters(), strict=True):
+            ema.mul_(self.config.momentum).add_(online.detach(), alpha=1 - self.config.momentum)
+        self.queue.push(*self._pending_queue)
+
+    # the loop
+
+    def train(self, resume: bool = True, progress: bool = True) -> TrainResult:
+        from tqdm import tqdm
+
+        if resume:
+            self.resume()
+        if self.momentum_model is not None and self.step == 0:
+            self.momentum_model.load_state_dict(self.model.state_dict())
+        self.model.train()
+        started = time.monotonic()
+        result = TrainResult(self.step, 0.0)
+        with tqdm(total=self.total_steps, initial=self.step, desc="training", disable=not progress) as bar:
+            while self.step < self.total_steps and not result.stopped_early:
+                self._run_epoch(bar, result, started)
+        self.save_checkpoint()
+        self.model.eval()
+        result.steps, result.seconds = self.step, time.monotonic() - started
+        return result
+
+    def _run_epoch(self, bar, result: TrainResult, started: float) -> None:
+        """Train from the saved position to the end of its epoch (or until the step or time budget runs out)."""
+        config = self.config
+        epoch, start = self.position
+        batches = self.dataset.batches(epoch, config.batch_size, config.seed)
+        usable = len(batches) - len(batches) % config.grad_accum
+        for index in range(start, usable):
+            samples = [self.dataset.load(i, np.random.default_rng([config.seed, epoch, i])) for i in batches[index]]
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 100_003 + index)
+            enabled = self.autocast_dtype is not None
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=enabled):
+                loss, parts = self.batch_loss(samples, generator)
+            (loss / config.grad_accum).backward()
+            if (index + 1) % config.grad_accum:
+                continue
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            self._momentum_update()
+            self.step += 1
+            self.position = (epoch, index + 1) if index + 1 < usable else (epoch + 1, 0)
+            result.losses.append(
+                {"step": self.step, "loss": loss.item(), **parts, "lr": self.scheduler.get_last_lr()[0]}
+            )
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", itc=f"{parts['itc']:.3f}", itm=f"{parts['itm']:.3f}")
+            if self.step % config.log_every == 0:
+                log.info("step %d loss %.4f (itc %.4f itm %.4f)", self.step, loss.item(), parts["itc"], parts["itm"])
+            if self.step % config.checkpoint_every == 0:
+                self.save_checkpoint()
+            if config.time_limit_s is not None and time.monotonic() - started > config.time_limit_s:
+                result.stopped_early = self.step < self.total_steps
+                return
+            if self.step >= self.total_steps:
+                return
+        self.position = (epoch + 1, 0)

@@ -1,0 +1,33 @@
+"""The retrieval losses against hand computation, and the hard-negative sampler's one rule."""
+
+import math
+
+import torch
+
+from mplug2.train.losses import itc_loss, positive_targets, sample_hard_negatives
+
+
+def test_itc_is_the_mean_of_both_directions_cross_entropy() -> None:
+    visual = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    text = torch.tensor([[0.6, 0.8], [0.8, 0.6]])
+    temp = torch.tensor(0.5)
+    loss, sim_v2t, _ = itc_loss(visual, text, temp, torch.tensor([0, 1]))
+    # v2t logits: [[1.2, 1.6], [1.6, 1.2]]; the right text is column i.
+    row0 = -math.log(math.exp(1.2) / (math.exp(1.2) + math.exp(1.6)))
+    expected = (2 * row0 + 2 * row0) / 4  # both rows alike, both directions alike here
+    assert torch.allclose(sim_v2t, torch.tensor([[1.2, 1.6], [1.6, 1.2]]))
+    assert abs(loss.item() - expected) < 1e-6
+
+
+def test_captions_of_one_video_share_the_target() -> None:
+    targets = positive_targets(torch.tensor([7, 7, 3]), torch.tensor([7, 7, 3]))
+    assert torch.equal(targets, torch.tensor([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]))
+
+
+def test_hard_negatives_never_pick_a_positive_and_prefer_the_confusable() -> None:
+    ids = torch.tensor([0, 0, 1, 2, 3])
+    sim = torch.tensor([[9.0, 9.0, 5.0, 0.0, 0.0]] * 5)
+    generator = torch.Generator().manual_seed(0)
+    picks = torch.stack([sample_hard_negatives(sim, ids, ids, generator) for _ in range(200)])
+    assert not ((picks[:, 0] == 0) | (picks[:, 0] == 1)).any(), "item 0's other caption is a positive"
+    assert (picks[:, 0] == 2).float().mean() > 0.9, "the most similar negative is drawn most"

@@ -1,0 +1,109 @@
+"""Training on real generated videos with the tiny config: the loss falls, and a resumed run continues exactly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from indexer.synthetic.generate import generate
+from indexer.synthetic.vocab import write_synthetic_vocab
+from indexer.training_data import CaptionedMedia, read_annotations
+from mplug2 import create_model
+from mplug2.tokenizer import Tokenizer
+from mplug2.train.trainer import TrainConfig, Trainer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("train-data")
+    generate(out, seed=5, train_videos=24, train_images=8, test_videos=0, test_images=0, workers=2)
+    write_synthetic_vocab(out / "vocab.txt")
+    return out
+
+
+def make_trainer(data: Path, out: Path, **settings) -> Trainer:
+    torch.manual_seed(0)
+    model = create_model("mplug2-tiny")
+    items = read_annotations([data / "annotations" / "train_videos.jsonl", data / "annotations" / "train_images.jsonl"])
+    dataset = CaptionedMedia(items, data, model.config, data / "cache", progress=False)
+    config = TrainConfig(batch_size=8, lr=2e-3, warmup_steps=5, epochs=50, **settings)
+    return Trainer(model, Tokenizer(data / "vocab.txt"), dataset, config, out)
+
+
+def test_samples_cover_videos_and_images_in_batches_of_one_kind(data: Path, tmp_path: Path) -> None:
+    trainer = make_trainer(data, tmp_path, max_steps=1)
+    dataset = trainer.dataset
+    assert len(dataset) == 3 * (24 + 8), "three captions per training item"
+    for batch in dataset.batches(0, 8, 0):
+        assert len({dataset.kinds[i] for i in batch}) == 1
+    sample = dataset.load(0, np.random.default_rng(0))
+    assert sample.frames.shape == (4, 32, 32, 3) and sample.frames.dtype.name == "uint8"
+
+
+def test_the_contrastive_loss_falls(data: Path, tmp_path: Path) -> None:
+    result = make_trainer(data, tmp_path, max_steps=120).train(resume=False, progress=False)
+    first = sum(row["itc"] for row in result.losses[:10]) / 10
+    last = sum(row["itc"] for row in result.losses[-10:]) / 10
+    assert last < 0.75 * first, (first, last)
+
+
+def test_resume_continues_exactly(data: Path, tmp_path: Path) -> None:
+    straight = make_trainer(data, tmp_path / "a", max_steps=8, queue_size=16).train(resume=False, progress=False)
+    make_trainer(data, tmp_path / "b", max_steps=4, queue_size=16).train(resume=False, progress=False)
+    resumed = make_trainer(data, tmp_path / "b", max_steps=8, queue_size=16).train(resume=True, progress=False)
+    assert [row["step"] for row in resumed.losses] == [5, 6, 7, 8]
+    for expected, got in zip(straight.losses[4:], resumed.losses, strict=True):
+        assert got["loss"] == pytest.approx(expected["loss"], rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_a_killed_training_run_resumes_from_its_checkpoint(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "indexer",
+        "train",
+        "--model",
+        "mplug2-tiny",
+        "--vocab",
+        str(data / "vocab.txt"),
+        "--media",
+        str(data),
+        "--annotations",
+        str(data / "annotations" / "train_videos.jsonl"),
+        "--out",
+        str(out),
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "60",
+        "--checkpoint-every",
+        "5",
+    ]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = out / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists(), "a checkpoint was written before the kill"
+    saved = torch.load(checkpoint, weights_only=True)["step"]
+    assert 0 < saved < 60
+    finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "trained 60 steps" in finished.stdout
+    assert (out / "model" / "model.safetensors").is_file()
+    log_steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log_steps[0] == saved + 1, "the rerun picked up where the checkpoint left off"
