@@ -8,6 +8,7 @@ float32 on the CPU (bf16 is several times slower than float32 on CPUs without na
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 
 from mplug2.config import MPLUG2Config
 from mplug2.factory import create_model, vocab_for
+from mplug2.folder import model_fingerprint
 from mplug2.model import MPLUG2Retrieval, TextOutput, VisualOutput
 from mplug2.tokenizer import Tokenizer
 from mplug2.transforms import to_model_input
@@ -37,6 +39,11 @@ class ModelBundle:
     @property
     def with_fusion(self) -> bool:
         return self.model.with_fusion
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Which weights these are (the fusion tower aside, which changes no vector)."""
+        return model_fingerprint(self.model)
 
     @contextlib.contextmanager
     def _inference(self) -> Iterator[None]:
@@ -117,4 +124,6 @@ def load_model_bundle(
         "bf16": torch.bfloat16,
         "fp16": torch.float16,
     }[precision]
-    return ModelBundle(model, tokenizer, device, autocast, name=str(name_or_dir))
+    # A folder is remembered by its absolute path: an archive records it and may be searched from anywhere.
+    name = str(Path(name_or_dir).resolve()) if Path(name_or_dir).is_dir() else str(name_or_dir)
+    return ModelBundle(model, tokenizer, device, autocast, name=name)

@@ -6,10 +6,12 @@ Weights may be stored as float16 to halve the size (the bundled model is); they 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -70,3 +72,18 @@ def load_model_folder(
         raise ValueError(f"{folder / WEIGHTS} lacks {len(missing)} weights, e.g. {sorted(missing)[:3]}")
     model.load_state_dict(state, assign=True)
     return model.eval()
+
+
+def model_fingerprint(model: MPLUG2Retrieval) -> str:
+    """A short id of the weights behind the ITC vectors (config + a sample and the sum of every tensor): vectors
+    made by one model must never be searched with another's queries."""
+    digest = hashlib.sha1(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    with torch.no_grad():
+        for name, tensor in sorted(model.state_dict().items()):
+            if name.startswith(("fusion_encoder.", "itm_head.")):
+                continue  # ITM only: the same ITC vectors come with or without it
+            flat = tensor.detach().flatten().float().cpu()
+            digest.update(name.encode())
+            digest.update(flat[:16].numpy().tobytes())
+            digest.update(np.float64(flat.double().sum()).tobytes())
+    return digest.hexdigest()[:16]

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -75,10 +76,18 @@ class DecodeResult:
     info: MediaInfo
     spans: list[DecodedSpan]
     backend: str
+    seconds: float = 0.0  # time spent decoding (in the worker)
 
 
 def decode(request: DecodeRequest) -> DecodeResult:
     """Decode every span of `request` in this process. Raises `MediaError` when the file as a whole is unusable."""
+    started = time.perf_counter()
+    result = _decode(request)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _decode(request: DecodeRequest) -> DecodeResult:
     info = request.info or probe(request.path)
     if info.width * info.height > DEFAULT_MAX_PIXELS:
         raise TooLargeError(request.path, f"{info.width}x{info.height} pixels is beyond the {DEFAULT_MAX_PIXELS} limit")
@@ -247,7 +256,7 @@ class _FfmpegReader:
             "--",
             self.path,
         ]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, start_new_session=True)
         times = []
         for line in result.stdout.splitlines():
             value = line.strip().strip(",")

@@ -1,7 +1,8 @@
 """Probe a path: video, image or neither (decided by content, never by extension), with its stream facts.
 
 ffprobe is the primary source. It runs as a subprocess with a timeout rather than through ffmpeg-python's `probe`,
-which has no timeout and would hang the run on a pathological file. PyAV (videos) and PIL (images) are the fallback
+which has no timeout and would hang the run on a pathological file, and in its own session, so the Ctrl-C meant
+for an index run cannot kill it and make a good file look broken. PyAV (videos) and PIL (images) are the fallback
 when ffprobe is missing or fails on a file that they can still read.
 """
 
@@ -102,7 +103,7 @@ def probe(path: str | Path, timeout_s: float = 30.0) -> MediaInfo:
 def _run_ffprobe(path: str, timeout_s: float) -> dict:
     cmd = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "--", path]
     try:
-        result = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
+        result = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False, start_new_session=True)
     except subprocess.TimeoutExpired:
         raise CorruptMediaError(path, f"ffprobe did not finish within {timeout_s:.0f} s") from None
     message = result.stderr.decode(errors="replace").strip().splitlines()

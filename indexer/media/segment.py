@@ -101,7 +101,9 @@ def detect_cuts(path: str, threshold: float = 0.3, timeout_s: float = 600.0) -> 
         "-",
     ]
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout_s, check=False, start_new_session=True
+        )
     except subprocess.TimeoutExpired:
         raise DecodeTimeoutError(path, f"shot detection took longer than {timeout_s:.0f} s") from None
     return [

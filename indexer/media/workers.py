@@ -62,6 +62,7 @@ class DecodePool:
             pass_fds=[child_end.fileno()],
             env=env,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # the terminal's Ctrl-C is for the parent, which decides what to finish
         )
         child_end.close()
         return _Worker(process, Connection(parent_end.detach()))

@@ -81,3 +81,10 @@ def test_workers_do_not_import_torch() -> None:
 
     code = "import sys, indexer.media.worker_main, indexer.media.decode; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_a_request_tag_never_drags_heavy_modules_into_the_worker(corpus: dict[str, CorpusFile]) -> None:
+    """Tags are pickled into the worker: an int is fine; the pool must not need the caller's classes."""
+    with DecodePool(workers=1) as pool:
+        ((_, outcome),) = list(pool.imap([DecodeRequest(str(corpus["h264.mp4"].path), num_frames=2, tag=17)]))
+    assert isinstance(outcome, DecodeResult) and outcome.request.tag == 17

@@ -1,0 +1,338 @@
+"""Archive commands: `index`, `search`, `status`, `verify`, `rebuild-index`."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from indexer.cli import cli
+
+
+def archive_options(function: Callable) -> Callable:
+    """--db and --index-dir, shared by every command that opens an archive."""
+
+    @click.option("--db", "db_url", envvar="MPLUG2_SEARCH_DB", help="SQLAlchemy URL (default: SQLite in the home).")
+    @click.option(
+        "--index-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="MPLUG2_SEARCH_INDEX_DIR",
+        help="Where vectors and features live (default: ~/.mplug2-search/index).",
+    )
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+def model_option(function: Callable) -> Callable:
+    return click.option(
+        "--model",
+        envvar="MPLUG2_SEARCH_MODEL",
+        help="Model name or folder (default: the archive's model, else the bundled one).",
+    )(function)
+
+
+def _settings(db_url: str | None, index_dir: Path | None, model: str | None = None):
+    from indexer.settings import load_settings
+
+    return load_settings(db_url, index_dir, model)
+
+
+def _fail(error: Exception) -> None:
+    raise click.ClickException(str(error)) from error
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@archive_options
+@model_option
+@click.option(
+    "--feature-mode",
+    type=click.Choice(["full", "pooled", "none"]),
+    default="full",
+    show_default=True,
+    help="Re-rank features kept per clip: every visual token, a 2x2-pooled form, or none (recomputed).",
+)
+@click.option("--feature-budget", type=int, help="Disk budget for re-rank features, in MB (then pooled, then none).")
+@click.option("--index-type", help="FAISS index: Flat (exact, default), HNSW32, IVF1024,PQ32, auto, ...")
+@click.option("--segment", type=click.Choice(["fixed", "shots"]), default="fixed", show_default=True)
+@click.option("--window", type=float, default=10.0, show_default=True, help="Clip length for fixed windows (s).")
+@click.option("--stride", type=float, help="Step between fixed windows (s); default: the window.")
+@click.option("--min-clip", type=float, default=2.0, show_default=True)
+@click.option("--max-clip", type=float, default=30.0, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="Decode processes.")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--decode-timeout", type=float, default=120.0, show_default=True, help="Seconds per clip.")
+@click.option("--decode-memory-mb", type=int, default=4096, show_default=True, help="Per decode process.")
+@click.option("--retry-failed", is_flag=True, help="Try files that failed before even if unchanged.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def index(
+    paths: tuple[Path, ...],
+    db_url: str | None,
+    index_dir: Path | None,
+    model: str | None,
+    feature_mode: str,
+    feature_budget: int | None,
+    index_type: str | None,
+    segment: str,
+    window: float,
+    stride: float | None,
+    min_clip: float,
+    max_clip: float,
+    workers: int,
+    batch_size: int,
+    decode_timeout: float,
+    decode_memory_mb: int,
+    retry_failed: bool,
+    as_json: bool,
+) -> None:
+    """Index (or update) folders of videos and images: new and changed files are embedded, unchanged ones
+    skipped, deleted ones retired. Safe to interrupt (Ctrl-C or a crash) and run again."""
+    from indexer.archive import Archive, ArchiveError
+    from indexer.media.segment import SegmentPolicy
+    from indexer.pipeline import IndexOptions, index_paths
+    from indexer.settings import default_model_dir
+    from mplug2.bundle import load_model_bundle
+
+    settings = _settings(db_url, index_dir, model)
+    archive = Archive(settings)
+    name = settings.model or archive.meta.get("model") or str(default_model_dir())
+    archive.close()
+    options = IndexOptions(
+        feature_mode=feature_mode,
+        feature_budget_mb=feature_budget,
+        factory=index_type,
+        segment=SegmentPolicy(segment, window, stride, min_clip, max_clip),
+        workers=workers,
+        decode_timeout_s=decode_timeout,
+        decode_memory_mb=decode_memory_mb,
+        batch_size=batch_size,
+        retry_failed=retry_failed,
+        progress=not as_json,
+    )
+    try:
+        bundle = load_model_bundle(name, with_fusion=False)
+        summary = index_paths(list(paths), settings, bundle, options)
+    except (ArchiveError, FileNotFoundError, ValueError) as error:
+        _fail(error)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": summary.run_id,
+                    "status": summary.status,
+                    **summary.counts(),
+                    "timings": summary.timings,
+                    "failures": summary.failures,
+                }
+            )
+        )
+    else:
+        _print_summary(summary)
+    if summary.status == "interrupted":
+        sys.exit(130)
+
+
+def _print_summary(summary) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    counts = summary.counts()
+    console.print(
+        f"[bold]{summary.status}[/bold]: {counts['indexed']} files indexed ({counts['clips']} clips), "
+        f"{counts['unchanged']} unchanged, {counts['failed']} failed, {counts['removed']} removed"
+    )
+    stages = Table("stage", "seconds", title="time per stage")
+    for stage in ("read", "probe", "decode", "decode_wait", "encode", "write", "total"):
+        if stage in summary.timings:
+            stages.add_row(stage, f"{summary.timings[stage]:.2f}")
+    console.print(stages)
+    if summary.failures:
+        failures = Table("file", "reason", title="files that could not be indexed")
+        for path, code, message in summary.failures:
+            failures.add_row(path, f"{code}: {message.removeprefix(path + ': ')}")
+        console.print(failures)
+
+
+@cli.command()
+@click.argument("query", required=False)
+@archive_options
+@model_option
+@click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="Results to show.")
+@click.option("--rerank-k", type=int, default=32, show_default=True, help="Candidates re-ranked by ITM (0: none).")
+@click.option(
+    "--image",
+    "image_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Search by an example image instead of text.",
+)
+@click.option("--path-prefix", help="Only files under this folder.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(["video", "image"]))
+@click.option("--min-duration", type=float, help="Only files at least this long (s).")
+@click.option("--max-duration", type=float, help="Only files at most this long (s).")
+@click.option("--after", type=click.DateTime(), help="Only files modified on or after this date.")
+@click.option("--before", type=click.DateTime(), help="Only files modified before this date.")
+@click.option("--one-per-file", is_flag=True, help="Keep only the best clip of each file.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def search(
+    query: str | None,
+    db_url: str | None,
+    index_dir: Path | None,
+    model: str | None,
+    k: int,
+    rerank_k: int,
+    image_path: Path | None,
+    path_prefix: str | None,
+    kinds: tuple[str, ...],
+    min_duration: float | None,
+    max_duration: float | None,
+    after: datetime | None,
+    before: datetime | None,
+    one_per_file: bool,
+    as_json: bool,
+) -> None:
+    """Search the archive with a text query (or --image): ranked clips with their times and scores."""
+    from indexer.archive import ArchiveError
+    from indexer.db import SearchFilters
+    from indexer.engine import SearchEngine
+
+    if (query is None) == (image_path is None):
+        raise click.UsageError("give a text query or --image FILE (one of them)")
+    filters = SearchFilters(
+        path_prefix=str(Path(path_prefix).expanduser().resolve()) if path_prefix else None,
+        kinds=kinds or None,
+        min_duration=min_duration,
+        max_duration=max_duration,
+        modified_after=after,
+        modified_before=before,
+    )
+    try:
+        engine = SearchEngine.open(_settings(db_url, index_dir, model), model)
+        target = query if query is not None else _read_image(image_path)
+        response = engine.search(target, k=k, rerank_k=rerank_k, filters=filters, one_per_file=one_per_file)
+    except (ArchiveError, FileNotFoundError, ValueError) as error:
+        _fail(error)
+    if as_json:
+        rows = [vars(result) for result in response.results]
+        click.echo(json.dumps({"query": response.query, "results": rows, "timings": response.timings}, indent=1))
+        return
+    _print_results(response)
+
+
+def _read_image(path: Path):
+    import numpy as np
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"{path}: not an image PIL can read ({error})") from None
+
+
+def _print_results(response) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not response.results:
+        console.print("no results (is the archive indexed? try `mplug2-search status`, or loosen the filters)")
+        return
+    table = Table("#", "file", "clip", "ITC", "ITM", "score", title=f"results for {response.query!r}")
+    for result in response.results:
+        clip = "image" if result.kind == "image" else f"{result.start:.1f}-{result.end:.1f}s"
+        itm = f"{result.itm_score:.2f}" if result.itm_score is not None else "-"
+        table.add_row(str(result.rank), result.path, clip, f"{result.itc_score:.3f}", itm, f"{result.score:.3f}")
+    console.print(table)
+    console.print(
+        f"{response.candidates} candidates, {response.reranked} re-ranked, "
+        f"{response.timings.get('total', 0) * 1000:.0f} ms"
+    )
+
+
+@cli.command()
+@archive_options
+@click.option("--json", "as_json", is_flag=True)
+def status(db_url: str | None, index_dir: Path | None, as_json: bool) -> None:
+    """What is indexed: files by kind and status, searchable clips, the last run, and files that failed."""
+    from indexer.archive import Archive
+
+    archive = Archive(_settings(db_url, index_dir))
+    stats = archive.catalog.stats()
+    run = archive.catalog.last_run()
+    failed = archive.catalog.failed_media()
+    store = archive.store.stats()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "catalog": stats,
+                    "features": store,
+                    "model": archive.meta.get("model"),
+                    "last_run": vars(run) if run else None,
+                    "failed": [{"path": m.path, "code": m.error_code, "error": m.error} for m in failed],
+                },
+                default=str,
+                indent=1,
+            )
+        )
+        return
+    click.echo(f"model: {archive.meta.get('model', '(nothing indexed yet)')}")
+    click.echo(f"roots: {', '.join(archive.catalog.roots()) or '(none)'}")
+    for key, count in sorted(stats["media"].items()):
+        click.echo(f"  {key:24} {count}")
+    click.echo(
+        f"searchable clips: {stats['clips_ready']} (feature store: {store['bytes'] / 2**20:.1f} MB, "
+        f"{store['bytes_per_clip'] / 1024:.1f} KB per clip, {store['by_form']})"
+    )
+    if run:
+        click.echo(f"last run #{run.id}: {run.status}, {run.counts}, timings {run.timings}")
+    for media in failed:
+        click.echo(f"  failed: {media.path}: {media.error_code}: {media.error}")
+
+
+@cli.command()
+@archive_options
+def verify(db_url: str | None, index_dir: Path | None) -> None:
+    """Check that the database, the feature store and the vector index agree (exit 1 with a report if not)."""
+    from indexer.archive import Archive
+
+    report = Archive(_settings(db_url, index_dir)).verify()
+    click.echo(
+        f"searchable clips {report.ready_clips}, stored vectors {report.stored_clips}, "
+        f"in the saved index {report.indexed_clips}"
+    )
+    if report.ok:
+        click.echo("ok: the database, feature store and vector index agree")
+        return
+    for problem in report.problems:
+        click.echo(f"problem: {problem}", err=True)
+    click.echo(
+        "fix: `mplug2-search index PATH` finishes interrupted work; `mplug2-search rebuild-index` rebuilds "
+        "the vector index from the feature store",
+        err=True,
+    )
+    sys.exit(1)
+
+
+@cli.command("rebuild-index")
+@archive_options
+@click.option("--index-type", help="FAISS index to build: Flat, HNSW32, IVF1024,PQ32, auto (default: as before).")
+def rebuild_index(db_url: str | None, index_dir: Path | None, index_type: str | None) -> None:
+    """Rebuild the FAISS index from the feature store (the index is only a cache of the stored vectors)."""
+    from indexer.archive import Archive, ArchiveError
+
+    try:
+        archive = Archive(_settings(db_url, index_dir))
+        index = archive.rebuild_index(index_type)
+    except ArchiveError as error:
+        _fail(error)
+    click.echo(f"rebuilt {index.effective_factory} index with {index.ntotal} vectors at {archive.vectors_path}")

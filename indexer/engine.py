@@ -1,0 +1,262 @@
+"""The search engine: a text (or an example image) in, ranked clips and images out.
+
+query → normalise + tokenise → text encoder → ITC vector → FAISS top-N, with the metadata filters applied inside the
+search → clip records from the catalog (only `ready` clips: a search during an index run sees whole files only) →
+the top `rerank_k` re-scored by the fusion encoder's ITM head on each clip's visual tokens (from the feature store,
+or recomputed from the file when the store keeps none) → final score as the official recipe: video = ITM match logit
++ cosine, image = ITM logit; candidates beyond `rerank_k` keep their ITC order below → optionally one result per
+file. Every stage is timed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from indexer.archive import Archive, ArchiveError
+from indexer.db.records import ClipRecord, SearchFilters
+from indexer.media.decode import DecodeRequest, DecodeResult
+from indexer.media.workers import DecodePool
+from indexer.settings import Settings, default_model_dir
+from mplug2.bundle import ModelBundle, load_model_bundle
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RERANK_K = 32
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    rank: int
+    clip_id: int
+    media_id: int
+    path: str
+    kind: str
+    start: float
+    end: float
+    itc_score: float  # cosine similarity of the query and clip ITC vectors
+    itm_score: float | None  # ITM "match" logit, when re-ranked
+    score: float  # what the list is sorted by
+    reranked: bool
+
+
+@dataclass
+class SearchResponse:
+    query: str
+    results: list[SearchResult]
+    timings: dict[str, float] = field(default_factory=dict)
+    candidates: int = 0
+    reranked: int = 0
+
+
+class SearchEngine:
+    def __init__(self, settings: Settings, bundle: ModelBundle, workers: int = 1) -> None:
+        self.settings = settings
+        self.bundle = bundle
+        self.archive = Archive(settings)
+        if "model_fingerprint" not in self.archive.meta:
+            raise ArchiveError(
+                f"nothing has been indexed into {settings.index_dir} yet: run `mplug2-search index PATH`"
+            )
+        if self.archive.meta["model_fingerprint"] != bundle.fingerprint:
+            raise ArchiveError(
+                f"the archive was indexed with {self.archive.meta['model']}, not {bundle.name}: search it with "
+                f"--model {self.archive.meta['model']}"
+            )
+        self.catalog = self.archive.catalog
+        self.store = self.archive.store
+        self.index = self.archive.load_index()
+        self._signature = self._ready_signature()
+        self._workers = workers
+        self._pool: DecodePool | None = None
+
+    @classmethod
+    def open(cls, settings: Settings, model: str | None = None, device: str | None = None) -> SearchEngine:
+        """The engine over the archive in `settings`, with the model it was indexed with (or `model`)."""
+        archive = Archive(settings)
+        name = model or archive.meta.get("model") or str(default_model_dir())
+        archive.close()
+        return cls(settings, load_model_bundle(name, device=device))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        self.archive.close()
+
+    # freshness: an index run may be committing files while we search
+
+    def _ready_signature(self) -> tuple[int, int, int]:
+        ids = self.catalog.ready_clip_ids()
+        return (len(ids), int(ids.max()) if len(ids) else -1, int(ids.sum()) if len(ids) else 0)
+
+    def refresh(self) -> bool:
+        """Follow the database: pick up newly committed clips and drop retired ones. Returns True if it changed."""
+        signature = self._ready_signature()
+        if signature == self._signature:
+            return False
+        self.archive.sync_index(self.index)
+        self._signature = signature
+        return True
+
+    # search
+
+    def search(
+        self,
+        query: str | np.ndarray,
+        k: int = 20,
+        rerank_k: int | None = DEFAULT_RERANK_K,
+        filters: SearchFilters | None = None,
+        one_per_file: bool = False,
+    ) -> SearchResponse:
+        """Top `k` results for a text query, or for an example image (uint8 [H, W, 3]; ITC only, as ITM needs text)."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        self.refresh()
+        timings["refresh"] = time.perf_counter() - started
+        is_text = isinstance(query, str)
+        if is_text and not query.strip():
+            return SearchResponse(query, [], timings)
+        started = time.perf_counter()
+        if is_text:
+            text = self.bundle.encode_texts([query], kind="video")
+            vector = text.feat.cpu().numpy()
+        else:
+            text = None
+            vector = self.bundle.encode_images(np.asarray(query)[None]).feat.cpu().numpy()
+        timings["encode_query"] = time.perf_counter() - started
+        rerank_k = rerank_k if (is_text and self.bundle.with_fusion and rerank_k) else 0
+        allowed = None
+        if filters is not None and not filters.is_empty():
+            started = time.perf_counter()
+            allowed = self.catalog.clip_ids_matching(filters)
+            timings["filter"] = time.perf_counter() - started
+            if len(allowed) == 0:
+                return SearchResponse(_label(query), [], timings)
+        records, itc = self._candidates(vector, max(k, rerank_k), allowed, one_per_file, k, timings)
+        itm = np.full(len(records), np.nan)
+        if rerank_k and records:
+            started = time.perf_counter()
+            top = min(rerank_k, len(records))
+            itm[:top] = self._itm(text, records[:top])
+            timings["rerank"] = time.perf_counter() - started
+        results = _rank(records, itc, itm, k, one_per_file)
+        timings["total"] = sum(timings.values())
+        return SearchResponse(_label(query), results, timings, len(records), int(np.count_nonzero(~np.isnan(itm))))
+
+    def _candidates(
+        self, vector: np.ndarray, wanted: int, allowed: np.ndarray | None, one_per_file: bool, k: int, timings: dict
+    ) -> tuple[list[ClipRecord], np.ndarray]:
+        """Clip records and ITC scores of the best `wanted` ready clips (enough distinct files when one per file)."""
+        fetch = wanted * (4 if one_per_file else 1)
+        timings["vector_search"] = timings["metadata"] = 0.0
+        while True:
+            started = time.perf_counter()
+            hits = self.index.search(vector, fetch, allowed)
+            timings["vector_search"] += time.perf_counter() - started
+            valid = hits.ids[0] >= 0
+            ids, scores = hits.ids[0][valid], hits.scores[0][valid]
+            started = time.perf_counter()
+            records = self.catalog.clips(ids)
+            timings["metadata"] += time.perf_counter() - started
+            by_id = dict(zip(ids.tolist(), scores.tolist(), strict=True))
+            itc = np.array([by_id[r.id] for r in records], dtype=np.float64)
+            exhausted = len(ids) < fetch
+            if not one_per_file or exhausted or len({r.media_id for r in records}) >= k:
+                return records, itc
+            fetch *= 4
+
+    def _itm(self, text, records: list[ClipRecord]) -> np.ndarray:
+        """ITM match logits of the query against each record's visual tokens."""
+        tokens = self.store.tokens([r.id for r in records])
+        missing = [i for i, t in enumerate(tokens) if t is None]
+        if missing:
+            for position, computed in zip(missing, self._recompute_tokens([records[i] for i in missing]), strict=True):
+                tokens[position] = computed
+        logits = np.full(len(records), np.nan)
+        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for position, array in enumerate(tokens):
+            if array is not None:
+                groups[array.shape].append(position)
+        for positions in groups.values():  # pairs of one token count form one batch
+            visual = torch.from_numpy(np.stack([tokens[p] for p in positions]).astype(np.float32))
+            scores = self.bundle.itm_match_logits(text[[0] * len(positions)], visual)
+            logits[positions] = scores.cpu().numpy()
+        return logits
+
+    def _recompute_tokens(self, records: list[ClipRecord]) -> list[np.ndarray | None]:
+        """Visual tokens straight from the files (feature mode `none`), decoded in a worker process."""
+        if self._pool is None:
+            self._pool = DecodePool(self._workers, timeout_s=60)
+        config = self.bundle.config
+        preprocess = config.preprocess
+        requests = [
+            DecodeRequest(
+                r.path,
+                spans=((r.start, r.end if r.kind == "video" else None),),
+                num_frames=preprocess.num_frames if r.kind == "video" else 1,
+                size=config.image_size,
+                interpolation=preprocess.video_interpolation if r.kind == "video" else preprocess.image_interpolation,
+                tag=position,
+            )
+            for position, r in enumerate(records)
+        ]
+        tokens: list[np.ndarray | None] = [None] * len(records)
+        for request, outcome in self._pool.imap(requests):
+            if not isinstance(outcome, DecodeResult) or outcome.spans[0].frames is None:
+                log.warning("cannot re-rank %s: %s", request.path, outcome)
+                continue
+            frames = outcome.spans[0].frames
+            record = records[request.tag]
+            output = (
+                self.bundle.encode_videos(frames[None])
+                if record.kind == "video"
+                else self.bundle.encode_images(frames[:1])
+            )
+            tokens[request.tag] = output.tokens[0].cpu().numpy()
+        return tokens
+
+    def thumbnail(self, clip_id: int) -> bytes | None:
+        return self.catalog.thumbnail(clip_id)
+
+
+def _label(query: str | np.ndarray) -> str:
+    return query if isinstance(query, str) else "(example image)"
+
+
+def _rank(
+    records: list[ClipRecord], itc: np.ndarray, itm: np.ndarray, k: int, one_per_file: bool
+) -> list[SearchResult]:
+    """Re-ranked candidates first by final score, the rest after them in ITC order (the official -100 floor)."""
+    final = np.where(np.isnan(itm), -np.inf, itm + np.where([r.kind == "video" for r in records], itc, 0.0))
+    order = sorted(range(len(records)), key=lambda i: (np.isnan(itm[i]), -final[i], -itc[i]))
+    results: list[SearchResult] = []
+    files: set[int] = set()
+    for i in order:
+        record = records[i]
+        if one_per_file and record.media_id in files:
+            continue
+        files.add(record.media_id)
+        reranked = not np.isnan(itm[i])
+        results.append(
+            SearchResult(
+                rank=len(results) + 1,
+                clip_id=record.id,
+                media_id=record.media_id,
+                path=record.path,
+                kind=record.kind,
+                start=record.start,
+                end=record.end,
+                itc_score=float(itc[i]),
+                itm_score=float(itm[i]) if reranked else None,
+                score=float(final[i]) if reranked else float(itc[i]),
+                reranked=reranked,
+            )
+        )
+        if len(results) == k:
+            break
+    return results

@@ -1,0 +1,291 @@
+"""The feature store: each clip's ITC vector and the visual tokens the fusion encoder re-ranks with, on disk.
+
+Layout: append-only shards `shards/shard-NNNNNN.safetensors`, each written whole to a temporary file, fsynced and
+renamed into place, holding `ids` [N], `itc` [N, E] float32, `form` [N] (what tokens were kept), `offsets` [N+1] and
+`tokens` [sum, hidden] float16. A crash loses at most the shard being written. Readers memory-map shards; an index
+id -> (shard, row) is built at open and extended by `refresh()` as a running index writes new shards.
+
+Token forms, chosen by `mode` and kept per clip:
+- `full`: every visual token `[1 + T*G*G, hidden]`;
+- `pooled`: the CLS token plus each frame's patch grid average-pooled 2x2 (`[1 + T*ceil(G/2)^2, hidden]`): frame
+  order survives, 4x smaller;
+- `none`: no tokens; the search engine recomputes them from the file when it re-ranks.
+Under `budget_bytes`, a write that would overflow the budget downgrades (full -> pooled -> none) and says so once.
+The store never judges which ids are valid: the database does. `compact(valid_ids)` drops the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+log = logging.getLogger(__name__)
+
+MODES = ("none", "pooled", "full")  # index = the `form` code stored per clip
+_SHARD = re.compile(r"^shard-(\d{6})\.safetensors$")
+
+
+def pool_tokens(tokens: np.ndarray, grid: int) -> np.ndarray:
+    """[1 + T*G*G, H] → [1 + T*ceil(G/2)^2, H]: CLS kept, each frame's patch grid averaged over 2x2 cells."""
+    cls, patches = tokens[:1], tokens[1:]
+    frames = len(patches) // (grid * grid)
+    patches = patches.reshape(frames, grid, grid, -1)  # [T, G, G, H]
+    if grid % 2:  # an odd grid: repeat the last row and column so every cell has 2x2 members
+        patches = np.concatenate([patches, patches[:, -1:]], axis=1)
+        patches = np.concatenate([patches, patches[:, :, -1:]], axis=2)
+    half = patches.shape[1] // 2
+    pooled = patches.reshape(frames, half, 2, half, 2, -1).mean(axis=(2, 4))  # [T, G/2, G/2, H]
+    return np.concatenate([cls, pooled.reshape(frames * half * half, -1)]).astype(tokens.dtype)
+
+
+@dataclass
+class _Location:
+    shard: str
+    row: int
+
+
+class FeatureStore:
+    def __init__(self, folder: str | Path, mode: str = "full", budget_bytes: int | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"feature mode must be one of {MODES}, not {mode!r}")
+        self.folder = Path(folder)
+        self.shards_dir = self.folder / "shards"
+        self.shards_dir.mkdir(parents=True, exist_ok=True)
+        self.mode = mode
+        self.budget_bytes = budget_bytes
+        self._locations: dict[int, _Location] = {}
+        self._handles: dict[str, object] = {}
+        self._shard_ids: dict[str, np.ndarray] = {}
+        self._removed = self._load_removed()
+        self._downgrade_warned = False
+        self.refresh()
+
+    # reading
+
+    def refresh(self) -> int:
+        """Pick up shards written since the last look (by this or another process). Returns how many were new."""
+        new = 0
+        for path in sorted(self.shards_dir.iterdir()):
+            if not _SHARD.match(path.name) or path.name in self._shard_ids:
+                continue
+            handle = safe_open(str(path), framework="np")
+            ids = handle.get_tensor("ids")
+            self._handles[path.name] = handle
+            self._shard_ids[path.name] = ids
+            for row, clip_id in enumerate(ids.tolist()):
+                self._locations[clip_id] = _Location(path.name, row)
+            new += 1
+        self._removed = self._load_removed()
+        return new
+
+    def ids(self) -> np.ndarray:
+        live = [clip_id for clip_id in self._locations if clip_id not in self._removed]
+        return np.array(sorted(live), dtype=np.int64)
+
+    def __contains__(self, clip_id: int) -> bool:
+        return int(clip_id) in self._locations and int(clip_id) not in self._removed
+
+    def itc(self, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, ITC vectors [N, E]) for `ids` (those stored), or for every live clip."""
+        wanted = self.ids() if ids is None else np.array([i for i in np.asarray(ids).tolist() if i in self], np.int64)
+        if len(wanted) == 0:
+            return wanted, np.zeros((0, self._embed_dim()), np.float32)
+        by_shard: dict[str, list[tuple[int, int]]] = {}
+        for position, clip_id in enumerate(wanted.tolist()):
+            location = self._locations[clip_id]
+            by_shard.setdefault(location.shard, []).append((position, location.row))
+        vectors = np.zeros((len(wanted), self._embed_dim()), np.float32)
+        for shard, pairs in by_shard.items():
+            positions, rows = zip(*pairs, strict=True)
+            vectors[list(positions)] = self._handles[shard].get_slice("itc")[:][list(rows)]
+        return wanted, vectors
+
+    def _embed_dim(self) -> int:
+        for handle in self._handles.values():
+            return handle.get_slice("itc").get_shape()[1]
+        return 0
+
+    def tokens(self, ids: np.ndarray | list[int]) -> list[np.ndarray | None]:
+        """Each clip's stored tokens (float32), or None where none are kept (form `none`, or not stored)."""
+        result: list[np.ndarray | None] = []
+        for clip_id in np.asarray(ids).tolist():
+            if clip_id not in self:
+                result.append(None)
+                continue
+            location = self._locations[clip_id]
+            handle = self._handles[location.shard]
+            offsets = handle.get_slice("offsets")[location.row : location.row + 2]
+            start, end = int(offsets[0]), int(offsets[1])
+            result.append(handle.get_slice("tokens")[start:end].astype(np.float32) if end > start else None)
+        return result
+
+    def forms(self, ids: np.ndarray | list[int]) -> list[str | None]:
+        forms = []
+        for clip_id in np.asarray(ids).tolist():
+            if clip_id not in self:
+                forms.append(None)
+                continue
+            location = self._locations[clip_id]
+            forms.append(
+                MODES[int(self._handles[location.shard].get_slice("form")[location.row : location.row + 1][0])]
+            )
+        return forms
+
+    # writing
+
+    def size_bytes(self) -> int:
+        return sum(path.stat().st_size for path in self.shards_dir.glob("shard-*.safetensors"))
+
+    def _form_for(self, projected_full: int, projected_pooled: int) -> str:
+        if self.budget_bytes is None or self.mode == "none":
+            return self.mode
+        used = self.size_bytes()
+        candidates = ("full", "pooled", "none") if self.mode == "full" else ("pooled", "none")
+        for form in candidates:
+            extra = {"full": projected_full, "pooled": projected_pooled, "none": 0}[form]
+            if used + extra <= self.budget_bytes or form == "none":
+                if form != self.mode and not self._downgrade_warned:
+                    log.warning(
+                        "feature store at %d of %d bytes: keeping %s re-rank features for new clips",
+                        used,
+                        self.budget_bytes,
+                        form,
+                    )
+                    self._downgrade_warned = True
+                return form
+        return "none"
+
+    def write(self, ids: np.ndarray, itc: np.ndarray, tokens: list[np.ndarray] | None, grid: int) -> str:
+        """Store a batch durably as one new shard; returns its name. `tokens`: each clip's full visual tokens."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if tokens is not None and len(tokens) != len(ids):
+            raise ValueError("one token array per clip, please")
+        full_bytes = sum(t.shape[0] * t.shape[1] * 2 for t in tokens) if tokens is not None else 0
+        base_bytes = itc.size * 4 + len(ids) * 17 + 512  # vectors, ids/offsets/forms, header
+        form = self._form_for(base_bytes + full_bytes, base_bytes + full_bytes // 3) if tokens is not None else "none"
+        kept = [] if form == "none" else [t if form == "full" else pool_tokens(t, grid) for t in tokens]  # type: ignore[union-attr]
+        lengths = [len(t) for t in kept] if kept else [0] * len(ids)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        hidden = kept[0].shape[1] if kept else 1
+        tensors = {
+            "ids": ids,
+            "itc": np.ascontiguousarray(itc, dtype=np.float32),
+            "form": np.full(len(ids), MODES.index(form), dtype=np.int8),
+            "offsets": offsets,
+            "tokens": np.concatenate(kept).astype(np.float16) if kept else np.zeros((0, hidden), np.float16),
+        }
+        name = f"shard-{self._next_number():06d}.safetensors"
+        _atomic_save(tensors, self.shards_dir / name)
+        self.refresh()
+        return name
+
+    def _next_number(self) -> int:
+        numbers = [int(m.group(1)) for p in self.shards_dir.iterdir() if (m := _SHARD.match(p.name))]
+        return max(numbers, default=-1) + 1
+
+    def remove(self, ids: np.ndarray | list[int]) -> None:
+        """Forget these clips (a tombstone list, rewritten atomically; `compact` reclaims the space)."""
+        self._removed |= {int(i) for i in np.asarray(ids).tolist()}
+        _atomic_numpy(self.folder / "removed.npy", np.array(sorted(self._removed), dtype=np.int64))
+
+    def _load_removed(self) -> set[int]:
+        path = self.folder / "removed.npy"
+        return set(np.load(path).tolist()) if path.exists() else set()
+
+    def compact(self, valid_ids: np.ndarray | None = None) -> int:
+        """Rewrite the shards keeping only live clips (and, given `valid_ids`, only those). Returns clips dropped."""
+        keep = set(self.ids().tolist())
+        if valid_ids is not None:
+            keep &= set(np.asarray(valid_ids).tolist())
+        dropped = len(self._locations) - len(keep)
+        if dropped == 0:
+            return 0
+        old = sorted(self._shard_ids)
+        kept_ids = np.array(sorted(keep), dtype=np.int64)
+        ids, itc = self.itc(kept_ids)
+        tensors = {"ids": ids, "itc": itc}
+        forms = np.array([MODES.index(f or "none") for f in self.forms(ids)], dtype=np.int8)
+        tokens = [t if t is not None else None for t in self.tokens(ids)]
+        lengths = [0 if t is None else len(t) for t in tokens]
+        stacked = [t for t in tokens if t is not None]
+        hidden = stacked[0].shape[1] if stacked else 1
+        tensors.update(
+            form=forms,
+            offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            tokens=np.concatenate(stacked).astype(np.float16) if stacked else np.zeros((0, hidden), np.float16),
+        )
+        name = f"shard-{self._next_number():06d}.safetensors"
+        _atomic_save(tensors, self.shards_dir / name)
+        # The compacted shard holds everything live; only now may the old ones go (a crash in between leaves
+        # duplicates, which refresh resolves in favour of the newest shard).
+        for shard in old:
+            (self.shards_dir / shard).unlink(missing_ok=True)
+        _atomic_numpy(self.folder / "removed.npy", np.zeros(0, dtype=np.int64))
+        self._locations, self._handles, self._shard_ids, self._removed = {}, {}, {}, set()
+        self.refresh()
+        return dropped
+
+    def cleanup_temporary(self) -> None:
+        """Remove half-written shards a crashed writer left behind (writers only; readers never delete)."""
+        for path in self.shards_dir.glob(".*.tmp"):
+            path.unlink(missing_ok=True)
+
+    def stats(self) -> dict:
+        ids = self.ids()
+        forms = self.forms(ids)
+        return {
+            "clips": len(ids),
+            "bytes": self.size_bytes(),
+            "mode": self.mode,
+            "by_form": {form: forms.count(form) for form in MODES if forms.count(form)},
+            "bytes_per_clip": self.size_bytes() / max(len(ids), 1),
+        }
+
+    def verify(self) -> list[str]:
+        """Problems found: unreadable shards, ids stored twice."""
+        problems = []
+        seen: dict[int, str] = {}
+        for path in sorted(self.shards_dir.glob("shard-*.safetensors")):
+            try:
+                with safe_open(str(path), framework="np") as handle:
+                    ids = handle.get_tensor("ids")
+                    if handle.get_slice("itc").get_shape()[0] != len(ids):
+                        problems.append(f"{path.name}: {len(ids)} ids but a different number of vectors")
+            except Exception as error:  # a damaged file of any kind is a finding, not a crash of verify
+                problems.append(f"{path.name}: unreadable ({error})")
+                continue
+            for clip_id in ids.tolist():
+                if clip_id in seen:
+                    problems.append(f"clip {clip_id} stored in both {seen[clip_id]} and {path.name}")
+                seen[clip_id] = path.name
+        return problems
+
+
+def _atomic_save(tensors: dict[str, np.ndarray], path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(temporary))
+    _fsync(temporary)
+    os.replace(temporary, path)
+    _fsync(path.parent)
+
+
+def _atomic_numpy(path: Path, array: np.ndarray) -> None:
+    temporary = path.with_name(f".{path.stem}.tmp.npy")
+    np.save(temporary, array)
+    _fsync(temporary)
+    os.replace(temporary, path)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
