@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "bundled-model")
     parser.add_argument("--minutes", type=float, default=55.0, help="training time budget")
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rerank-k", type=int, default=32)
     parser.add_argument("--install", action="store_true", help=f"copy the result to {TARGET}")
@@ -57,7 +57,7 @@ def main() -> None:
     run(
         "train",
         "--model",
-        "mplug2-synth",
+        "mplug2-small",
         "--vocab",
         str(vocab),
         "--media",

@@ -12,7 +12,7 @@ import logging
 import click
 
 # Modules that add commands to `cli`; each registers its commands when imported.
-COMMAND_MODULES: tuple[str, ...] = ("archive", "media", "model", "synthetic", "train")
+COMMAND_MODULES: tuple[str, ...] = ("archive", "media", "model", "synthetic", "train", "ui", "evaluate")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})

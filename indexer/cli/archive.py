@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -72,6 +74,11 @@ def _fail(error: Exception) -> None:
 @click.option("--decode-timeout", type=float, default=120.0, show_default=True, help="Seconds per clip.")
 @click.option("--decode-memory-mb", type=int, default=4096, show_default=True, help="Per decode process.")
 @click.option("--retry-failed", is_flag=True, help="Try files that failed before even if unchanged.")
+@click.option(
+    "--progress-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep this JSON file up to date with the progress (the UI reads it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def index(
     paths: tuple[Path, ...],
@@ -91,6 +98,7 @@ def index(
     decode_timeout: float,
     decode_memory_mb: int,
     retry_failed: bool,
+    progress_file: Path | None,
     as_json: bool,
 ) -> None:
     """Index (or update) folders of videos and images: new and changed files are embedded, unchanged ones
@@ -119,9 +127,14 @@ def index(
     )
     try:
         bundle = load_model_bundle(name, with_fusion=False)
-        summary = index_paths(list(paths), settings, bundle, options)
+        report = ProgressFile(progress_file) if progress_file else None
+        summary = index_paths(list(paths), settings, bundle, options, report)
     except (ArchiveError, FileNotFoundError, ValueError) as error:
+        if progress_file:
+            ProgressFile(progress_file).finish({"status": "error", "error": str(error)})
         _fail(error)
+    if report is not None:
+        report.finish({"status": summary.status, **summary.counts(), "timings": summary.timings})
     if as_json:
         click.echo(
             json.dumps(
@@ -138,6 +151,31 @@ def index(
         _print_summary(summary)
     if summary.status == "interrupted":
         sys.exit(130)
+
+
+class ProgressFile:
+    """Progress as a JSON file, replaced atomically at most twice a second (and always at the end)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.last = 0.0
+        self.state: dict = {}
+
+    def __call__(self, progress: dict) -> None:
+        self.state = progress
+        now = time.monotonic()
+        if now - self.last >= 0.5:
+            self.last = now
+            self._write(progress)
+
+    def finish(self, final: dict) -> None:
+        self._write({**self.state, **final})
+
+    def _write(self, content: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(json.dumps(content, default=str))
+        os.replace(partial, self.path)
 
 
 def _print_summary(summary) -> None:

@@ -80,7 +80,7 @@ def embed_items(
     }
     cache = ItemFeatureCache(cache_dir, key, len(benchmark.items), config.embed_dim, token_shape)
     todo = [row for row in range(len(benchmark.items)) if cache.done[row] == 0]
-    timings = {"encode_s": 0.0, "decode_wait_s": 0.0}
+    timings = {"encode_s": 0.0, "decode_wait_s": 0.0, "items_embedded": float(len(todo))}
     if not todo:
         return cache, timings
     batch_rows: list[int] = []
@@ -181,6 +181,10 @@ def evaluate(bundle: ModelBundle, benchmark: RetrievalBenchmark, settings: EvalS
     if settings.dual_softmax:
         t2v, v2t = dual_softmax(sim), dual_softmax(sim.T)
         metrics["dual_softmax"] = retrieval_metrics(t2v, subset.text_to_items, subset.item_to_texts, v2t)
+        ranks["dual_softmax"] = {
+            "t2v": best_ranks(t2v, subset.text_to_items),
+            "v2t": best_ranks(v2t, subset.item_to_texts),
+        }
     counts = {
         "items": len(benchmark.items),
         "items_evaluated": len(usable),

@@ -1,0 +1,87 @@
+"""The library page: what is indexed, what failed and why, the last run's timings, and indexing a folder."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from search_ui import jobs
+from search_ui.state import AppConfig, shared_archive
+
+STAGES = ("read", "probe", "decode", "decode_wait", "encode", "write", "total")
+
+
+@st.fragment(run_every=1.0)
+def _job_panel(config: AppConfig) -> None:
+    """Live progress of the background index run (re-drawn every second while one exists)."""
+    job = jobs.current_job(config.settings)
+    if job is None:
+        return
+    progress = job.progress
+    counts = f"{progress.get('indexed', 0)} indexed, {progress.get('failed', 0)} failed"
+    if job.running:
+        done, total = progress.get("done", 0), progress.get("total") or "?"
+        st.progress(job.fraction, text=f"Indexing {job.folder}: {done}/{total} files ({counts})")
+    elif progress.get("status") == "done":
+        st.success(f"Indexed {job.folder}: {counts}, {progress.get('unchanged', 0)} unchanged.")
+    elif progress.get("status") == "error":
+        st.error(f"Indexing {job.folder} failed: {progress.get('error')}")
+    else:
+        st.warning(f"Indexing {job.folder} stopped before the end ({counts}); start it again to finish.")
+        if job.log_tail:
+            st.code(job.log_tail[-800:], language=None)
+
+
+def _start_form(config: AppConfig) -> None:
+    with st.form("index_folder", border=True):
+        st.markdown("**Index a folder**: new and changed files are added, unchanged ones skipped.")
+        folder = st.text_input("Folder on this machine", key="index_folder_path", placeholder="/home/me/Videos")
+        if st.form_submit_button("Start indexing", type="primary"):
+            try:
+                jobs.start_job(config.settings, folder)
+            except ValueError as error:
+                st.error(str(error))
+            else:
+                st.toast("Indexing started; it goes on if you leave this page.")
+
+
+def render(config: AppConfig) -> None:
+    st.title("Library")
+    _start_form(config)
+    _job_panel(config)
+    archive = shared_archive(config.settings)
+    catalog = archive.catalog
+    stats = catalog.stats()
+    media = stats["media"]
+    indexed = sum(count for key, count in media.items() if key.endswith("/indexed"))
+    failed = sum(count for key, count in media.items() if key.endswith("/failed"))
+    first, second, third = st.columns(3)
+    first.metric("Files indexed", indexed)
+    second.metric("Searchable clips", stats["clips_ready"])
+    third.metric("Files that failed", failed)
+    roots = catalog.roots()
+    if not roots:
+        st.info("Nothing indexed yet. Give a folder above, or run `mplug2-search index FOLDER`.")
+        return
+    st.caption("Indexed folders: " + ", ".join(f"`{root}`" for root in roots))
+    failures = catalog.failed_media()
+    if failures:
+        st.subheader("Files that could not be indexed")
+        st.dataframe(
+            [{"file": m.path, "problem": m.error_code, "details": m.error} for m in failures],
+            hide_index=True,
+            width="stretch",
+        )
+    run = catalog.last_run()
+    if run is not None:
+        st.subheader(f"Last index run (#{run.id}, {run.status})")
+        finished = run.finished_at.strftime("%Y-%m-%d %H:%M") if isinstance(run.finished_at, datetime) else "running"
+        st.caption(f"started {run.started_at:%Y-%m-%d %H:%M}, finished {finished}, model `{run.model}`")
+        st.dataframe(
+            [{"stage": stage, "seconds": round(run.timings[stage], 2)} for stage in STAGES if stage in run.timings],
+            hide_index=True,
+        )
+        st.json(run.counts, expanded=False)
+    with st.expander("Files by kind and status"):
+        st.dataframe([{"kind/status": key, "files": count} for key, count in sorted(media.items())], hide_index=True)
