@@ -7,9 +7,18 @@ import os
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import itertools
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import torch
+
+from indexer.media.corpus import bad_files
+from indexer.settings import Settings, load_settings
+from indexer.synthetic.generate import generate
+from indexer.synthetic.vocab import write_synthetic_vocab
+from mplug2 import create_model, save_model_folder
 
 _database_numbers = itertools.count()
 
@@ -35,3 +44,44 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
 
     server = request.getfixturevalue("postgres_server")
     return create_database(server, f"test_{next(_database_numbers)}")
+
+
+# A tiny random model folder, and small real archives made with ffmpeg (indexer, engine and UI tests).
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-model")
+    torch.manual_seed(0)
+    vocab = write_synthetic_vocab(folder / "vocab.txt")
+    return save_model_folder(create_model("mplug2-tiny"), vocab, folder / "model")
+
+
+@pytest.fixture(scope="session")
+def synthetic_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Test-split videos and images plus one multi-scene video, generated once."""
+    out = tmp_path_factory.mktemp("synthetic-media")
+    generate(out, seed=11, train_videos=0, train_images=0, test_videos=12, test_images=4, long_videos=1, workers=2)
+    return out
+
+
+@pytest.fixture
+def archive_dir(tmp_path: Path, synthetic_media: Path) -> Path:
+    """A fresh archive folder: 12 short videos, 4 images, a long video, and a handful of broken files."""
+    root = tmp_path / "archive"
+    shutil.copytree(synthetic_media / "test", root / "clips")
+    shutil.copytree(synthetic_media / "long" / "videos", root / "long")
+    bad = bad_files(tmp_path / "bad-corpus")
+    (root / "broken").mkdir()
+    for file in bad:
+        if file.path.name in ("zero-bytes.mp4", "notes.mp4", "truncated-before-moov.mp4", "audio-only.mp4"):
+            shutil.copy(file.path, root / "broken" / file.path.name)
+    (root / "README.txt").write_text("not media, and not named like it")
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(
+        db_url=f"sqlite:///{tmp_path / 'state' / 'catalog.sqlite'}", index_dir=tmp_path / "state" / "index"
+    )

@@ -75,7 +75,7 @@ def test_lsmdc_tab_separated_clips_in_movie_folders(tmp_path: Path) -> None:
 def test_lsmdc_wrong_columns(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("clip,sentence\nx,y\n")
-    with pytest.raises(ValueError, match="bad.csv:1: expected 6 tab-separated fields"):
+    with pytest.raises(ValueError, match=r"bad\.csv:1: expected 6 tab-separated fields"):
         load_benchmark("lsmdc", path, tmp_path)
 
 
@@ -146,5 +146,5 @@ def test_karpathy_original_keeps_the_test_split(tmp_path: Path) -> None:
 def test_wrong_format_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "val_1.json"
     path.write_text(json.dumps([{"video": "x"}]))
-    with pytest.raises(ValueError, match="val_1.json: not a activitynet annotation file"):
+    with pytest.raises(ValueError, match=r"val_1\.json: not a activitynet annotation file"):
         load_benchmark("activitynet", path, tmp_path)
