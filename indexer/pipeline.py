@@ -141,6 +141,7 @@ class _FileJob:
     clips_left: int = 0
     ready: list[int] = field(default_factory=list)
     errors: list[MediaError] = field(default_factory=list)
+    finished: bool = False
 
 
 @dataclass
@@ -462,8 +463,10 @@ class Indexer:
 
     def _maybe_finish(self, job: _FileJob) -> None:
         """Once every clip of a file is decoded and written: commit it, or record why nothing could be used."""
-        if job.requests_left or job.clips_left:
+        # A file can finish inside the batch flush that its own decode result triggered: count it only once.
+        if job.requests_left or job.clips_left or job.finished:
             return
+        job.finished = True
         self._jobs.pop(job.media_id, None)
         if job.ready:
             self.catalog.commit_media(job.media_id, job.ready)

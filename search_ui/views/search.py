@@ -12,7 +12,7 @@ import streamlit as st
 from indexer.archive import ArchiveError
 from indexer.db.records import SearchFilters
 from indexer.engine import SearchResponse, SearchResult
-from search_ui.files import NotServable, servable_clip
+from search_ui.files import NotServable, playable_video, servable_clip
 from search_ui.state import AppConfig, SharedEngine, shared_engine
 
 COLUMNS = 4
@@ -67,7 +67,7 @@ def _read_upload(upload) -> np.ndarray:
         raise ValueError(f"{upload.name} is not an image this app can read ({error}); try a JPEG or PNG") from None
 
 
-def _player(engine: SharedEngine, clip_id: object) -> None:
+def _player(engine: SharedEngine, clip_id: object, preview_dir: Path) -> None:
     """The clip from its start (stopping at its end), or the image, above the results."""
     try:
         record, path = servable_clip(engine.engine.catalog, clip_id)
@@ -80,7 +80,12 @@ def _player(engine: SharedEngine, clip_id: object) -> None:
             if record.kind == "image":
                 st.image(str(path), width="stretch")
             else:
-                st.video(str(path), start_time=record.start, end_time=record.end, autoplay=True, muted=True)
+                try:
+                    video, start, end = playable_video(engine.engine.catalog, record, path, preview_dir)
+                except NotServable as refusal:
+                    st.warning(str(refusal))
+                else:
+                    st.video(str(video), start_time=start, end_time=end, autoplay=True, muted=True)
         with details:
             st.markdown(f"#### {path.name}")
             st.caption(f"`{path.parent}`")
@@ -147,7 +152,7 @@ def render(config: AppConfig) -> None:
         upload = st.file_uploader("Image", type=["jpg", "jpeg", "png", "webp", "bmp"], key="example_image")
     opened = st.session_state.get("open_clip") or st.query_params.get("clip")
     if opened is not None:
-        _player(engine, opened)
+        _player(engine, opened, config.settings.index_dir / "previews")
     target: str | np.ndarray | None = query.strip() or None
     try:
         if upload is not None:

@@ -45,6 +45,19 @@ def assert_consistent(settings: Settings) -> None:
     archive.close()
 
 
+def test_each_file_counts_once_when_its_own_clip_fills_a_batch(
+    archive_dir: Path, settings: Settings, tiny_model_dir: Path
+) -> None:
+    """With batches of one, a file's last clip is written inside the step that decoded it; it must still be
+    committed and counted once, and the progress never passes its total."""
+    seen: list[dict] = []
+    bundle = load_model_bundle(tiny_model_dir, with_fusion=False)
+    summary = index_paths([archive_dir], settings, bundle, IndexOptions(progress=False, batch_size=1), seen.append)
+    assert summary.indexed == 12 + 4 + 1 and summary.failed == len(BROKEN)
+    assert all(event["done"] <= event["total"] for event in seen), seen[-1]
+    assert_consistent(settings)
+
+
 def test_an_archive_with_broken_files_is_indexed_and_every_failure_recorded(
     archive_dir: Path, settings: Settings, tiny_model_dir: Path
 ) -> None:

@@ -1,0 +1,128 @@
+"""Indexing throughput against decoding alone, and what each re-rank feature mode costs and gives.
+
+1. Decode only: probe, segment and decode every file of a synthetic archive (held-out videos and images, plus
+   long multi-scene videos) through the same worker pool, frame count and size as indexing; no model, no writes.
+2. Index: `index_paths` on the same files into a fresh archive, with the bundled model. Clips/s and the ratio of
+   indexing time to decode-only time (1.0 would mean the model and the writes hide entirely behind decoding).
+3. Feature modes full / pooled / none: bytes per clip in the feature store, re-rank latency per query, and
+   text-to-video R@1 of the engine (rerank_k 32) with each, over the archive's own captions.
+
+    python benchmarks/index.py [--videos 200] [--images 50] [--work bench-out/index]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def decode_only(folder: Path, bundle, workers: int) -> tuple[float, int]:
+    from indexer.media.decode import DecodeRequest
+    from indexer.media.probe import MediaKind, probe
+    from indexer.media.segment import SegmentPolicy, segment_video
+    from indexer.media.workers import DecodePool
+    from indexer.pipeline import walk_media
+
+    config = bundle.config
+    started = time.perf_counter()
+
+    def requests():
+        for path in walk_media(folder, set()):
+            info = probe(path)
+            image = info.kind is MediaKind.IMAGE
+            spans = (
+                [(0.0, None)]
+                if image
+                else [(s.start, s.end) for s in segment_video(str(path), info.duration, SegmentPolicy())]
+            )
+            yield DecodeRequest(
+                str(path),
+                spans=tuple(spans),
+                num_frames=1 if image else config.preprocess.num_frames,
+                size=config.image_size,
+                thumbnail_side=320,
+                info=info,
+            )
+
+    clips = 0
+    with DecodePool(workers) as pool:
+        for _, outcome in pool.imap(requests()):
+            clips += len(getattr(outcome, "spans", ()))
+    return time.perf_counter() - started, clips
+
+
+def r_at_1(engine, rows: list[dict], media: Path) -> tuple[float, float]:
+    """Text-to-file R@1 over the captions, and the median re-rank seconds per query."""
+    hits, rerank = [], []
+    for row in rows:
+        response = engine.search(row["caption"], k=1, rerank_k=32)
+        hits.append(bool(response.results) and Path(response.results[0].path) == (media / row["video"]).resolve())
+        rerank.append(response.timings.get("rerank", 0.0))
+    return float(np.mean(hits)), float(np.median(rerank))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=200)
+    parser.add_argument("--images", type=int, default=50)
+    parser.add_argument("--long", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=REPO / "bench-out" / "index")
+    args = parser.parse_args()
+
+    from indexer.engine import SearchEngine
+    from indexer.pipeline import IndexOptions, index_paths
+    from indexer.settings import Settings, default_model_dir, sqlite_url
+    from indexer.synthetic.generate import generate
+    from mplug2.bundle import load_model_bundle
+
+    data = args.work / "media"
+    if not (data / "manifest.json").exists():
+        generate(
+            data,
+            seed=3,
+            train_videos=0,
+            train_images=0,
+            test_videos=args.videos,
+            test_images=args.images,
+            long_videos=args.long,
+        )
+    bundle = load_model_bundle(default_model_dir())
+    decode_s, decode_clips = decode_only(data, bundle, args.workers)
+    print(f"decode only: {decode_clips} clips in {decode_s:.1f} s ({decode_clips / decode_s:.1f} clips/s)")
+
+    rows = [json.loads(line) for line in (data / "annotations" / "test_videos.jsonl").read_text().splitlines()]
+    baseline = None
+    for mode in ("full", "pooled", "none"):
+        state = args.work / f"archive-{mode}"
+        shutil.rmtree(state, ignore_errors=True)
+        settings = Settings(state, sqlite_url(state / "catalog.sqlite"), state / "index", None)
+        options = IndexOptions(feature_mode=mode, workers=args.workers, progress=False)
+        summary = index_paths([data], settings, bundle, options)
+        seconds = summary.timings["total"]
+        if baseline is None:
+            baseline = seconds
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in summary.timings.items())
+            print(
+                f"index ({mode}): {summary.clips} clips in {seconds:.1f} s ({summary.clips / seconds:.1f} clips/s), "
+                f"{seconds / decode_s:.2f}x the decode-only time; stages (s): {stages}"
+            )
+        engine = SearchEngine(settings, bundle)
+        store = engine.store.stats()
+        recall, rerank_s = r_at_1(engine, rows, data)
+        engine.close()
+        print(
+            f"mode {mode:6}: {store['bytes_per_clip'] / 1024:7.1f} KB/clip, index time {seconds / baseline:.2f}x full, "
+            f"re-rank {rerank_s * 1000:6.1f} ms/query (median), t2v R@1 {recall:.3f} ({len(rows)} captions)"
+        )
+
+
+if __name__ == "__main__":
+    main()
