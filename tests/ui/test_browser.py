@@ -103,7 +103,8 @@ def test_search_finds_the_video_and_plays_the_clip(served: tuple[str, list[dict]
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 state = video.evaluate(
-                    "v => ({time: v.currentTime, paused: v.paused, ready: v.readyState, error: v.error && v.error.code})"
+                    "v => ({time: v.currentTime, paused: v.paused, ready: v.readyState, "
+                    "error: v.error && v.error.code})"
                 )
                 if state["time"] > 0.2:
                     break
