@@ -45,6 +45,19 @@ from indexer.cli import cli
 @click.option("--checkpoint-every", type=int, default=200, show_default=True, help="Optimizer steps per checkpoint.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="Decode processes for the frame cache.")
+@click.option(
+    "--stage",
+    type=click.Choice(["joint", "itm"]),
+    default="joint",
+    show_default=True,
+    help="joint: every weight, ITC + ITM. itm: the fusion encoder and ITM head only, encoders frozen and their "
+    "outputs cached (a fast second stage; --max-steps, --time-limit, --batch-size and --lr apply).",
+)
+@click.option(
+    "--frame-cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where decoded training frames are cached (default: OUT/cache); share it between runs on the same data.",
+)
 @click.option("--fp16-weights", is_flag=True, help="Store the final weights as float16.")
 @click.option("--no-resume", is_flag=True, help="Start over even if OUT holds a checkpoint.")
 def train(
@@ -65,6 +78,8 @@ def train(
     checkpoint_every: int,
     seed: int,
     workers: int,
+    stage: str,
+    frame_cache: Path | None,
     fp16_weights: bool,
     no_resume: bool,
 ) -> None:
@@ -84,8 +99,13 @@ def train(
     model = create_model(model_name)
     tokenizer = Tokenizer(vocab, max_words=model.config.preprocess.max_words)
     items = read_annotations(annotations)
-    dataset = CaptionedMedia(items, media_dir, model.config, out_dir / "cache", workers=workers, num_frames=frames)
+    dataset = CaptionedMedia(
+        items, media_dir, model.config, frame_cache or out_dir / "cache", workers=workers, num_frames=frames
+    )
     click.echo(f"{len(dataset)} captioned samples from {len(items)} items ({len(dataset.failed)} could not be read)")
+    if stage == "itm":
+        _itm_stage(model, tokenizer, dataset, vocab, out_dir, batch_size, lr, max_steps, time_limit, seed, fp16_weights)
+        return
     config = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
@@ -113,3 +133,31 @@ def train(
     )
     last = result.losses[-1]["loss"] if result.losses else float("nan")
     click.echo(f"trained {result.steps} steps in {result.seconds / 60:.1f} min (last loss {last:.3f}); model: {folder}")
+
+
+def _itm_stage(model, tokenizer, dataset, vocab, out_dir, batch_size, lr, max_steps, time_limit, seed, fp16) -> None:
+    import time
+
+    import numpy as np
+    import torch
+
+    from mplug2 import save_model_folder
+    from mplug2.train.itm_stage import ITMStageConfig, encode_set, train_itm_stage
+
+    started = time.monotonic()
+    encoded = encode_set(model, tokenizer, dataset, len(dataset), seed=seed)
+    click.echo(f"encoded {len(dataset)} samples with the frozen encoders in {time.monotonic() - started:.0f} s")
+    remaining = time_limit * 60 - (time.monotonic() - started) if time_limit else None
+    config = ITMStageConfig(
+        max_steps=max_steps or 4000, batch_size=batch_size, lr=lr, time_limit_s=remaining, seed=seed
+    )
+    losses = train_itm_stage(model, encoded, dataset, config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "itm_log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in losses))
+    seconds = time.monotonic() - started
+    provenance = {"itm_stage": asdict(config), "steps": len(losses), "seconds": round(seconds, 1)}
+    folder = save_model_folder(model, vocab, out_dir / "model", torch.float16 if fp16 else torch.float32, provenance)
+    first, last = np.mean([r["itm"] for r in losses[:50]]), np.mean([r["itm"] for r in losses[-50:]])
+    click.echo(
+        f"ITM stage: {len(losses)} steps in {seconds / 60:.1f} min, ITM loss {first:.3f} -> {last:.3f}; model: {folder}"
+    )

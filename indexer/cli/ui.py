@@ -40,6 +40,8 @@ def launch_ui(db_url: str, index_dir: Path, model: str | None, host: str, port: 
         "none",
         "--client.toolbarMode",
         "viewer",
+        "--client.showErrorDetails",
+        "none",  # pages show their own messages; anything unforeseen stays a generic message, traceback in the log
     ]
     click.echo(f"search UI on http://{host}:{port} (Ctrl-C to stop)")
     sys.stdout.flush()

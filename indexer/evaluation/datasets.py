@@ -206,4 +206,4 @@ def load_benchmark(name: str, annotations: str | Path, media_dir: str | Path) ->
         UnicodeDecodeError,
         pickle.UnpicklingError,
     ) as error:
-        raise ValueError(f"{annotations}: not a {name} annotation file as distributed ({error!r})") from None
+        raise ValueError(f"{annotations}: not an annotation file of {name} as distributed ({error!r})") from None

@@ -35,7 +35,7 @@ def serve(connection: Connection) -> None:
     while True:
         try:
             request = connection.recv()
-        except EOFError:
+        except (EOFError, ConnectionResetError):  # the parent closed or died: nothing left to serve
             return
         try:
             outcome: DecodeResult | MediaError = decode(request)
@@ -46,7 +46,10 @@ def serve(connection: Connection) -> None:
         except Exception as error:  # a decoder bug must cost one file, not the run; the message keeps the cause
             log.exception("unexpected decoder failure on %s", request.path)
             outcome = WorkerCrashError(request.path, f"decoder failed: {type(error).__name__}: {error}")
-        connection.send(outcome)
+        try:
+            connection.send(outcome)
+        except (BrokenPipeError, ConnectionResetError):
+            return
 
 
 def main() -> None:

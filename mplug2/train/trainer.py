@@ -191,7 +191,7 @@ class Trainer:
                     "key_ids": torch.cat([item_ids, queued_ids]),
                     "distill_v2t": visual_m @ text_keys.T / model.temp,
                     "distill_t2v": text_m @ visual_keys.T / model.temp,
-                    "alpha": config.distill_alpha,
+                    "alpha": self.distill_alpha(),
                 }
             self._pending_queue = (visual_m, text_m, item_ids)
         loss_itc, sim_v2t, sim_t2v = itc_loss(visual.feat, text.feat, model.temp, item_ids, **keys)
@@ -206,6 +206,10 @@ class Trainer:
         loss_itm = itm_loss(model.itm_logits(text_tokens, text_mask, visual_tokens), labels)
         loss = loss_itc + config.itm_weight * loss_itm
         return loss, {"itc": loss_itc.item(), "itm": loss_itm.item(), "temp": model.temp.item()}
+
+    def distill_alpha(self) -> float:
+        """mPLUG v1 ramps distillation in over the first epoch: a young momentum model's soft targets are noise."""
+        return self.config.distill_alpha * min(1.0, self.step / self.steps_per_epoch)
 
     @torch.no_grad()
     def _momentum_update(self) -> None:

@@ -101,7 +101,7 @@ def test_msvd_refuses_a_pickle_that_would_run_code(tmp_path: Path) -> None:
 
     (tmp_path / "raw-captions.pkl").write_bytes(pickle.dumps({"v": Payload()}))
     (tmp_path / "test_list.txt").write_text("v\n")
-    with pytest.raises(ValueError, match="not a msvd annotation file"):
+    with pytest.raises(ValueError, match="not an annotation file of msvd"):
         load_benchmark("msvd", tmp_path / "raw-captions.pkl", tmp_path)
 
 
@@ -146,5 +146,5 @@ def test_karpathy_original_keeps_the_test_split(tmp_path: Path) -> None:
 def test_wrong_format_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "val_1.json"
     path.write_text(json.dumps([{"video": "x"}]))
-    with pytest.raises(ValueError, match=r"val_1\.json: not a activitynet annotation file"):
+    with pytest.raises(ValueError, match=r"val_1\.json: not an annotation file of activitynet"):
         load_benchmark("activitynet", path, tmp_path)

@@ -1,0 +1,63 @@
+"""`mplug2-search eval` end to end on the synthetic benchmark's layout: a real model folder, real video files, one
+missing and one broken video among them; the report folder's files; a second run reuses the cached features."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.indexer.test_pipeline import REPO
+
+
+def run_eval(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "indexer", "eval", *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_eval_reports_metrics_files_and_exclusions(synthetic_media: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    shutil.copytree(synthetic_media / "test", media / "test")
+    rows = [
+        json.loads(line) for line in (synthetic_media / "annotations" / "test_videos.jsonl").read_text().splitlines()
+    ]
+    rows.append({"video": "test/videos/never-downloaded.mp4", "caption": "a file that is missing"})
+    (media / "test" / "videos" / "broken.mp4").write_text("not a video")
+    rows.append({"video": "test/videos/broken.mp4", "caption": "a file that is broken"})
+    annotations = tmp_path / "test.jsonl"
+    annotations.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "reports" / "synthetic"
+    args = ["--benchmark", "jsonl", "--annotations", str(annotations), "--media", str(media)]
+    args += ["--model", str(tiny_model_dir), "--rerank-k", "4", "--dual-softmax", "--out", str(out)]
+    result = run_eval(*args)
+    assert result.returncode == 0, result.stderr
+    assert "1 items missing and 1 unreadable were excluded" in result.stdout
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"]["items_evaluated"] == 12 and report["counts"]["texts_evaluated"] == 12
+    assert set(report["metrics"]) == {"itc", "rerank", "dual_softmax"}
+    for metrics in report["metrics"].values():
+        assert {"t2v_R@1", "t2v_R@5", "t2v_R@10", "t2v_R@mean", "t2v_MdR", "t2v_MnR", "v2t_R@1", "RSUM"} <= set(metrics)
+    assert report["counts"]["rerank_k"] == 4 and report["counts"]["itm_pairs"] > 0
+    assert report["throughput"]["items_per_s"] > 0 and report["throughput"]["itm_pairs_per_s"] > 0
+    assert {Path(key).name for key in report["failures"]} == {"never-downloaded.mp4", "broken.mp4"}
+    with (out / "per_query.csv").open() as handle:
+        per_query = list(csv.DictReader(handle))
+    assert len(per_query) == 12 and all(1 <= int(row["rank_itc"]) <= 12 for row in per_query)
+    assert (out / "recall_at_k.png").stat().st_size > 1000 and (out / "rank_histogram.png").stat().st_size > 1000
+
+    again = run_eval(*args[:-1], str(tmp_path / "reports" / "again"))
+    assert again.returncode == 0, again.stderr
+    second = json.loads((tmp_path / "reports" / "again" / "report.json").read_text())
+    assert second["timings"]["items_embedded"] == 0  # every feature came from the cache
+    assert second["metrics"]["itc"] == report["metrics"]["itc"]
+
+
+def test_eval_names_a_wrong_file(tmp_path: Path) -> None:
+    bad = tmp_path / "val_1.json"
+    bad.write_text("[1, 2]")
+    result = run_eval("--benchmark", "activitynet", "--annotations", str(bad), "--media", str(tmp_path))
+    assert result.returncode == 1 and "val_1.json: not an annotation file of activitynet" in result.stderr
