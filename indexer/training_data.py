@@ -163,8 +163,16 @@ class CaptionedMedia:
     def __len__(self) -> int:
         return len(self.samples)
 
-    def batches(self, epoch: int, batch_size: int, seed: int) -> list[list[int]]:
-        return batch_order(self.kinds, epoch, batch_size, seed)
+    def batches(
+        self,
+        epoch: int,
+        batch_size: int,
+        seed: int,
+        hard_fraction: float = 0.0,
+        features: np.ndarray | None = None,
+        item_ids: Sequence[int] | None = None,
+    ) -> list[list[int]]:
+        return batch_order(self.kinds, epoch, batch_size, seed, hard_fraction, features, item_ids)
 
     def load(self, index: int, rng: np.random.Generator) -> Sample:
         item_index, caption = self.samples[index]

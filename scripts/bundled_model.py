@@ -37,7 +37,8 @@ def write_model_card(folder: Path, headline: dict, args: argparse.Namespace) -> 
         "synthetic shapes benchmark (seed 0: 4000 videos, 1000 images) with ITC + ITM on 2 CPU cores. It knows "
         "colours, shapes, sizes, positions, backgrounds and motions, nothing else.\n\n"
         f"Rebuild: `make bundled-model` (python scripts/bundled_model.py --install): joint ITC + ITM, "
-        f"{args.epochs} epochs planned, lr {args.lr}, batch {args.batch_size}, a {args.minutes:.0f}-minute budget; "
+        f"{args.epochs} epochs planned, lr {args.lr}, batch {args.batch_size}, {args.hard_batches:.0%} of batches "
+        f"mined from the model's nearest neighbours from epoch 2, a {args.minutes:.0f}-minute budget; "
         f"then the ITM stage (fusion and ITM head on cached encoder outputs, lr {args.itm_lr}, batch 64, "
         f"{args.itm_minutes:.0f} minutes).\n\n"
         "Held-out test split (colour, shape, motion combinations never seen in training):\n\n"
@@ -55,12 +56,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
-        "--queue-size",
-        type=int,
-        default=4096,
-        help="momentum queue of ITC negatives: in-batch negatives rarely share colour and background, so without "
-        "it the model never has to tell shapes apart",
+        "--hard-batches",
+        type=float,
+        default=0.5,
+        help="share of batches mined from the model's own nearest neighbours from epoch 2: random in-batch negatives "
+        "rarely share colour and background, so without them the model never has to tell shapes apart",
     )
+    parser.add_argument("--queue-size", type=int, default=0, help="momentum queue of ITC negatives (mPLUG v1)")
     parser.add_argument("--rerank-k", type=int, default=32)
     parser.add_argument("--install", action="store_true", help=f"copy the result to {TARGET}")
     args = parser.parse_args()
@@ -122,6 +124,8 @@ def joint_stage(args: argparse.Namespace, data: Path, vocab: Path, train_dir: Pa
         "300",
         "--queue-size",
         str(args.queue_size),
+        "--hard-batches",
+        str(args.hard_batches),
         "--frame-cache",
         str(args.work / "frames"),
         "--time-limit",

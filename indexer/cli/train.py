@@ -39,6 +39,14 @@ from indexer.cli import cli
     show_default=True,
     help="Momentum encoders with feature queues and distillation (mPLUG v1: 65536); 0 = in-batch ITC.",
 )
+@click.option(
+    "--hard-batches",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of samples trained in batches of caption neighbours: hard in-batch negatives that differ in one or "
+    "two details.",
+)
 @click.option("--frames", type=int, help="Frames per clip (default: the model's).")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
 @click.option("--time-limit", type=float, help="Stop (and checkpoint) after this many minutes.")
@@ -72,6 +80,7 @@ def train(
     lr: float,
     warmup_steps: int,
     queue_size: int,
+    hard_batches: float,
     frames: int | None,
     max_steps: int | None,
     time_limit: float | None,
@@ -113,6 +122,7 @@ def train(
         lr=lr,
         warmup_steps=warmup_steps,
         queue_size=queue_size,
+        hard_batches=hard_batches,
         max_steps=max_steps,
         time_limit_s=time_limit * 60 if time_limit else None,
         seed=seed,

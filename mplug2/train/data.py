@@ -3,6 +3,7 @@ kind (video clips or images, since their frame counts differ)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,19 +19,83 @@ class Sample:
 
 
 class TrainingSet(Protocol):
-    def batches(self, epoch: int, batch_size: int, seed: int) -> list[list[int]]:
-        """The epoch's batches of sample indices, each of one kind, in a seeded order."""
+    def __len__(self) -> int:
+        """The number of samples (an item with several captions gives several)."""
+
+    def batches(
+        self,
+        epoch: int,
+        batch_size: int,
+        seed: int,
+        hard_fraction: float = 0.0,
+        features: np.ndarray | None = None,
+        item_ids: Sequence[int] | None = None,
+    ) -> list[list[int]]:
+        """The epoch's batches of sample indices, each of one kind, in a seeded order; `hard_fraction` of the samples
+        go into `neighbour_batches` by `features` (one row per sample)."""
 
     def load(self, index: int, rng: np.random.Generator) -> Sample:
         """Sample `index`; `rng` drives its randomness (which frame of each segment, which caption)."""
 
 
-def batch_order(kinds: list[str], epoch: int, batch_size: int, seed: int) -> list[list[int]]:
-    """Shuffle each kind's samples, cut them into full batches, and interleave the batches, all from (seed, epoch)."""
+def neighbour_batches(
+    features: np.ndarray, item_ids: Sequence[int], indices: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> list[list[int]]:
+    """Batches of neighbours among `indices` by `features` (unit rows), one item at most once in each.
+
+    In-batch ITC negatives drawn at random differ from the positive in many ways at once, so a model can separate
+    them by the easiest cues (on the synthetic benchmark: colour and background) and never learn the rest (shape,
+    motion). A batch grown from a random sample and the unused samples nearest to it in the model's own embedding
+    holds negatives the model cannot yet tell apart: the hard negatives that teach the rest."""
+    pool = features[indices]
+    unused = np.ones(len(indices), bool)
+    batches: list[list[int]] = []
+    for start in rng.permutation(len(indices)):
+        if not unused[start]:
+            continue
+        if unused.sum() < batch_size:
+            break
+        similarity = pool @ pool[start]
+        similarity[~unused] = -np.inf
+        chosen: list[int] = []
+        items: set[int] = set()
+        for candidate in np.argsort(-similarity, kind="stable")[: int(unused.sum())]:
+            item = item_ids[indices[candidate]]
+            if item not in items:
+                chosen.append(int(candidate))
+                items.add(item)
+                if len(chosen) == batch_size:
+                    break
+        if len(chosen) < batch_size:
+            break  # the unused samples are too few distinct items
+        unused[chosen] = False
+        batches.append(sorted(indices[chosen].tolist()))
+    return batches
+
+
+def batch_order(
+    kinds: list[str],
+    epoch: int,
+    batch_size: int,
+    seed: int,
+    hard_fraction: float = 0.0,
+    features: np.ndarray | None = None,
+    item_ids: Sequence[int] | None = None,
+) -> list[list[int]]:
+    """Shuffle each kind's samples, cut them into full batches, and interleave the batches, all from (seed, epoch).
+
+    With `hard_fraction` > 0 (which needs per-sample `features` and `item_ids`), that share of each kind's samples
+    form `neighbour_batches` instead."""
+    if hard_fraction > 0 and (features is None or item_ids is None):
+        raise ValueError("hard batches need per-sample features and item ids")
     rng = np.random.default_rng([seed, epoch])
     batches: list[list[int]] = []
     for kind in sorted(set(kinds)):
         indices = np.array([i for i, k in enumerate(kinds) if k == kind])
         indices = indices[rng.permutation(len(indices))]
-        batches += [indices[i : i + batch_size].tolist() for i in range(0, len(indices) - batch_size + 1, batch_size)]
+        hard = int(len(indices) * hard_fraction) // batch_size * batch_size
+        if hard:
+            batches += neighbour_batches(features, item_ids, indices[:hard], batch_size, rng)
+        rest = indices[hard:]
+        batches += [rest[i : i + batch_size].tolist() for i in range(0, len(rest) - batch_size + 1, batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]

@@ -40,6 +40,7 @@ class TrainConfig:
     queue_size: int = 0  # > 0: momentum encoders, feature queues and distillation (mPLUG v1 uses 65536)
     momentum: float = 0.995
     distill_alpha: float = 0.4
+    hard_batches: float = 0.0  # from epoch 2: share of samples in batches of the model's own nearest neighbours
     seed: int = 0
     precision: str = "auto"  # auto: bf16 autocast on GPU, float32 on CPU
     checkpoint_every: int = 200  # optimizer steps
@@ -105,6 +106,7 @@ class Trainer:
             self.queue = FeatureQueue(config.queue_size, model.config.embed_dim).to(self.device)
         self.step = 0
         self.position = (0, 0)  # (epoch, batch index) of the next batch
+        self.mined: tuple[int, list[list[int]]] | None = None  # (epoch, its batches) when they came from the model
 
     def _param_groups(self) -> list[dict]:
         decay, no_decay = [], []
@@ -136,6 +138,8 @@ class Trainer:
             "position": list(self.position),
             "config": asdict(self.config),
         }
+        if self.mined is not None:  # mined batches depend on the weights at the epoch's start: keep them
+            state["mined_epoch"], state["mined_batches"] = self.mined[0], self.mined[1]
         if self.momentum_model is not None and self.queue is not None:
             state["momentum_model"] = self.momentum_model.state_dict()
             state["queue"] = self.queue.state_dict()
@@ -152,6 +156,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.position = state["step"], tuple(state["position"])
+        if "mined_epoch" in state:
+            self.mined = (state["mined_epoch"], state["mined_batches"])
         if self.momentum_model is not None and self.queue is not None:
             self.momentum_model.load_state_dict(state["momentum_model"])
             self.queue.load_state_dict(state["queue"])
@@ -219,6 +225,52 @@ class Trainer:
             ema.mul_(self.config.momentum).add_(online.detach(), alpha=1 - self.config.momentum)
         self.queue.push(*self._pending_queue)
 
+    # hard-negative mining
+
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        """Random batches in the first epoch; then, with `hard_batches`, a share of batches of nearest neighbours
+        under the weights at the epoch's start (hard negatives mined by the model itself, as in ANCE)."""
+        config = self.config
+        if config.hard_batches == 0 or epoch == 0:
+            return self.dataset.batches(epoch, config.batch_size, config.seed)
+        if self.mined is None or self.mined[0] != epoch:
+            features, item_ids = self._visual_features()
+            batches = self.dataset.batches(
+                epoch, config.batch_size, config.seed, config.hard_batches, features, item_ids
+            )
+            self.mined = (epoch, batches)
+        return self.mined[1]
+
+    @torch.no_grad()
+    def _visual_features(self, chunk: int = 256) -> tuple[np.ndarray, list[int]]:
+        """Every sample's visual ITC vector under the current weights (each item encoded once), and its item id."""
+        self.model.eval()
+        rng = np.random.default_rng([self.config.seed, 7919])  # frame choices apart from any epoch's
+        by_item: dict[int, np.ndarray] = {}
+        item_ids: list[int] = []
+        pending: list[Sample] = []
+
+        def encode() -> None:
+            for kind in {sample.kind for sample in pending}:
+                group = [sample for sample in pending if sample.kind == kind]
+                video = to_model_input(np.stack([s.frames for s in group]), self.model.config, kind).to(self.device)
+                for sample, vector in zip(
+                    group, self.model.encode_video(video).feat.float().cpu().numpy(), strict=True
+                ):
+                    by_item[sample.item_id] = vector
+            pending.clear()
+
+        for index in range(len(self.dataset)):
+            sample = self.dataset.load(index, rng)
+            item_ids.append(sample.item_id)
+            if sample.item_id not in by_item and all(p.item_id != sample.item_id for p in pending):
+                pending.append(sample)
+            if len(pending) == chunk:
+                encode()
+        encode()
+        self.model.train()
+        return np.stack([by_item[item] for item in item_ids]), item_ids
+
     # the loop
 
     def train(self, resume: bool = True, progress: bool = True) -> TrainResult:
@@ -243,7 +295,7 @@ class Trainer:
         """Train from the saved position to the end of its epoch (or until the step or time budget runs out)."""
         config = self.config
         epoch, start = self.position
-        batches = self.dataset.batches(epoch, config.batch_size, config.seed)
+        batches = self._epoch_batches(epoch)
         usable = len(batches) - len(batches) % config.grad_accum
         for index in range(start, usable):
             samples = [self.dataset.load(i, np.random.default_rng([config.seed, epoch, i])) for i in batches[index]]

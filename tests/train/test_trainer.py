@@ -66,6 +66,19 @@ def test_resume_continues_exactly(data: Path, tmp_path: Path) -> None:
         assert got["loss"] == pytest.approx(expected["loss"], rel=1e-5, abs=1e-6)
 
 
+def test_resume_inside_an_epoch_of_mined_batches_keeps_them(data: Path, tmp_path: Path) -> None:
+    # 96 samples in batches of 8: epoch 2 (steps 13-24) is the first with batches mined from the model. Mining again
+    # on resume would use later weights and give other batches, so the checkpoint carries the epoch's batches.
+    interrupted = make_trainer(data, tmp_path, max_steps=14, hard_batches=0.5)
+    interrupted.train(resume=False, progress=False)
+    assert interrupted.mined is not None and interrupted.mined[0] == 1
+    resumed = make_trainer(data, tmp_path, max_steps=16, hard_batches=0.5)
+    losses = resumed.train(resume=True, progress=False).losses
+    assert resumed.mined == interrupted.mined
+    assert [row["step"] for row in losses] == [15, 16]
+    assert resumed.position == (1, 16 - 12)
+
+
 @pytest.mark.slow
 def test_a_killed_training_run_resumes_from_its_checkpoint(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
