@@ -73,6 +73,7 @@ def embed_items(
     token_shape = (1 + frames_per_item * grid * grid, config.text.hidden_size) if keep_tokens else None
     key = {
         "model": bundle.name,
+        "weights": bundle.fingerprint,  # a model retrained in the same folder must not read the old features
         "config": config.to_dict(),
         "frames": num_frames,
         "tokens": keep_tokens,

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from safetensors.torch import load_file, save_file
+
 from tests.indexer.test_pipeline import REPO
 
 
@@ -30,8 +32,9 @@ def test_eval_reports_metrics_files_and_exclusions(synthetic_media: Path, tiny_m
     annotations = tmp_path / "test.jsonl"
     annotations.write_text("".join(json.dumps(row) + "\n" for row in rows))
     out = tmp_path / "reports" / "synthetic"
+    model = shutil.copytree(tiny_model_dir, tmp_path / "model")
     args = ["--benchmark", "jsonl", "--annotations", str(annotations), "--media", str(media)]
-    args += ["--model", str(tiny_model_dir), "--rerank-k", "4", "--dual-softmax", "--out", str(out)]
+    args += ["--model", str(model), "--rerank-k", "4", "--dual-softmax", "--out", str(out)]
     result = run_eval(*args)
     assert result.returncode == 0, result.stderr
     assert "1 items missing and 1 unreadable were excluded" in result.stdout
@@ -54,6 +57,16 @@ def test_eval_reports_metrics_files_and_exclusions(synthetic_media: Path, tiny_m
     second = json.loads((tmp_path / "reports" / "again" / "report.json").read_text())
     assert second["timings"]["items_embedded"] == 0  # every feature came from the cache
     assert second["metrics"]["itc"] == report["metrics"]["itc"]
+
+    # The same folder with other weights (a model retrained in place) embeds everything afresh.
+    weights = load_file(model / "model.safetensors")
+    name = next(key for key in sorted(weights) if key.startswith("visual"))
+    weights[name] = weights[name] + 0.01
+    save_file(weights, model / "model.safetensors")
+    third = run_eval(*args[:-1], str(tmp_path / "reports" / "third"))
+    assert third.returncode == 0, third.stderr
+    third_report = json.loads((tmp_path / "reports" / "third" / "report.json").read_text())
+    assert third_report["timings"]["items_embedded"] >= 12
 
 
 def test_eval_names_a_wrong_file(tmp_path: Path) -> None:
