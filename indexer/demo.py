@@ -17,7 +17,14 @@ from indexer.synthetic.generate import generate
 def _example_queries(annotations: Path, count: int) -> list[dict]:
     """Captions of a few demo files, with the file each should find (the test captions are fresh sentences)."""
     rows = [json.loads(line) for line in annotations.read_text().splitlines() if line.strip()]
-    return [{"query": row["caption"], "expect": row.get("video") or row.get("image")} for row in rows[:count]]
+    return [
+        {"query": row["caption"], "expect": row.get("video") or row.get("image"), "kind": _kind(row)}
+        for row in rows[:count]
+    ]
+
+
+def _kind(row: dict) -> str:
+    return "video" if "video" in row else "image"
 
 
 def _write_bad_files(folder: Path, sample_video: Path) -> list[str]:

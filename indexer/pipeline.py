@@ -272,10 +272,10 @@ class Indexer:
                 for request, outcome in pool.imap(requests):
                     self.summary.timings["decode_wait"] += time.perf_counter() - wait_started
                     self._take(request, outcome)
-                    self._report(bar)
+                    self._report(bar, len(todo))
                     wait_started = time.perf_counter()
             self._flush_all()
-            self._report(bar)
+            self._report(bar, len(todo))
         finally:
             bar.close()
             self._save_index()
@@ -285,11 +285,11 @@ class Indexer:
             self.catalog.finish_run(self.summary.run_id, self.summary.status, self.summary.counts(), timings)
         return self.summary
 
-    def _report(self, bar) -> None:
+    def _report(self, bar, total: int) -> None:
         done = self.summary.indexed + self.summary.failed - self._failed_before_decode
-        bar.update(done - bar.n)
+        bar.update(done - bar.n)  # a disabled bar counts nothing: progress is reported from `done`, not `bar.n`
         if self.on_progress is not None:
-            self.on_progress({"done": bar.n, "total": bar.total, **self.summary.counts()})
+            self.on_progress({"done": done, "total": total, **self.summary.counts()})
 
     def _recover_interrupted(self) -> None:
         """Files an earlier run left `indexing`: drop their pending clips and any vectors stored for them."""

@@ -90,6 +90,7 @@ def ui(
 def demo(demo_dir: Path, model: str | None, host: str, port: int, no_ui: bool) -> None:
     """Build a demo archive (synthetic videos, images and a few broken files), index it with the bundled model,
     run a few searches, and open the UI."""
+    from indexer.db.records import SearchFilters
     from indexer.demo import build_demo_archive
     from indexer.engine import SearchEngine
     from indexer.pipeline import IndexOptions, index_paths
@@ -113,17 +114,22 @@ def demo(demo_dir: Path, model: str | None, host: str, port: int, no_ui: bool) -
     counts = result.counts()
     click.echo(
         f"    {counts['indexed']} files indexed ({counts['clips']} clips), {counts['unchanged']} unchanged, "
-        f"{counts['failed']} failed (the broken ones, on purpose)"
+        f"{counts['failed']} failed" + (" (the broken ones, on purpose)" if counts["failed"] else "")
     )
     click.echo("3/3 searching")
     engine = SearchEngine(settings, bundle)
     try:
         for example in summary["queries"]:
-            response = engine.search(example["query"], k=3)
+            # A picture is searched among pictures, as a user would: video scores add the cosine to the ITM logit
+            # (the official recipe), so across kinds they are not on one scale.
+            kind = example.get("kind", "video")
+            filters = SearchFilters(kinds=(kind,)) if kind == "image" else None
+            response = engine.search(example["query"], k=3, filters=filters)
             found = [Path(r.path).relative_to(media / "synthetic").as_posix() for r in response.results]
             mark = "ok " if found and found[0] == example["expect"] else "   "
             listed = ", ".join(found) or "no results"
-            click.echo(f"  {mark}{example['query']!r}: {listed} (expected {example['expect']})")
+            scope = " among images" if filters else ""
+            click.echo(f"  {mark}{example['query']!r}{scope}: {listed} (expected {example['expect']})")
     finally:
         engine.close()
     if not no_ui:

@@ -115,6 +115,7 @@ def test_search_finds_the_video_and_plays_the_clip(served: tuple[str, list[dict]
             page.get_by_role("radio", name="Library").click(force=True)
             expect(page.get_by_text("Searchable clips")).to_be_visible(timeout=30_000)
             expect(cards).to_have_count(0, timeout=30_000)  # the search page's cards are gone, not left stale
+            page.wait_for_timeout(2_000)  # tables draw on a canvas after the page settles
             page.screenshot(path=ARTIFACTS / "ui-library.png", full_page=True)
         finally:
             browser.close()
