@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from mplug2.config import MPLUG2Config
-from mplug2.factory import create_model, vocab_for
+from mplug2.factory import create_model, resolve_folder, vocab_for
 from mplug2.folder import model_fingerprint
 from mplug2.model import MPLUG2Retrieval, TextOutput, VisualOutput
-from mplug2.tokenizer import Tokenizer
+from mplug2.pretrained import BERT_VOCAB
+from mplug2.tokenizer import Tokenizer, bert_vocab_prefix
 from mplug2.transforms import to_model_input
 
 
@@ -108,15 +109,22 @@ def load_model_bundle(
     """Model + tokenizer + preprocessing. `precision`: auto (bf16 autocast on GPU, float32 on CPU), fp32, bf16, fp16."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = create_model(name_or_dir, pretrained, with_fusion=with_fusion, device=device)
-    vocab = vocab_file or vocab_for(name_or_dir) or (vocab_for(pretrained) if pretrained else None)
+    vocab: str | Path | list[str] | None = (
+        vocab_file or vocab_for(name_or_dir) or (vocab_for(pretrained) if pretrained else None)
+    )
+    if vocab is None and resolve_folder(name_or_dir) is None and pretrained is None:
+        # An architecture with random weights and a vocabulary smaller than BERT's: any vocabulary that fits will
+        # do, so the most frequent BERT words stand in (indexing and search run; the rankings mean nothing).
+        vocab = bert_vocab_prefix(BERT_VOCAB, model.config.text.vocab_size)
     if vocab is None:
         raise FileNotFoundError(
-            f"no vocabulary for {name_or_dir}: pass a vocab file (bert-base-uncased's vocab.txt for official models)"
+            f"{name_or_dir} has no vocab.txt: copy the vocabulary it was trained with into the model folder"
         )
     tokenizer = Tokenizer(vocab, max_words=model.config.preprocess.max_words)
     if tokenizer.vocab_size > model.config.text.vocab_size:
         raise ValueError(
-            f"{vocab} has {tokenizer.vocab_size} tokens; the model's embedding has only {model.config.text.vocab_size}"
+            f"{tokenizer.vocab_file} has {tokenizer.vocab_size} tokens; the model's embedding has only "
+            f"{model.config.text.vocab_size}"
         )
     autocast = {
         "auto": torch.bfloat16 if device.type == "cuda" else None,

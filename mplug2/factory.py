@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
 
 import torch
@@ -11,9 +13,11 @@ from mplug2.config import MPLUG2Config
 from mplug2.folder import VOCAB, is_model_folder, load_model_folder
 from mplug2.init import init_weights
 from mplug2.model import MPLUG2Retrieval
-from mplug2.pretrained import KNOWN_CHECKPOINTS
+from mplug2.pretrained import BERT_VOCAB, KNOWN_CHECKPOINTS, PretrainedCfg, fetched_folder
 
+log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).parent / "model_configs"
+BERT_VOCAB_SIZE = 30522
 
 
 def list_models() -> list[str]:
@@ -23,22 +27,32 @@ def list_models() -> list[str]:
 
 
 def get_config(name: str) -> MPLUG2Config:
-    path = CONFIG_DIR / f"{name}.json"
+    """A config in model_configs/ by name, or any config JSON file by path."""
+    path = Path(name) if name.endswith(".json") else CONFIG_DIR / f"{name}.json"
     if not path.is_file():
         raise ValueError(f"unknown model config {name!r}; known: {', '.join(list_models())}")
     return MPLUG2Config.from_json(path)
 
 
+def known_config(cfg: PretrainedCfg) -> MPLUG2Config:
+    """A known checkpoint's architecture with the preprocessing its weights were trained with."""
+    config = get_config(cfg.architecture)
+    preprocess = dataclasses.replace(config.preprocess, **cfg.preprocess)
+    return dataclasses.replace(config, name=cfg.name, preprocess=preprocess)
+
+
 def resolve_folder(name_or_dir: str | Path) -> Path | None:
-    """The model folder a name or path refers to, if any (a folder path, or a known folder checkpoint)."""
+    """The model folder a name or path refers to, if any: a folder path, a bundled folder checkpoint, or a known
+    official checkpoint that `fetch-checkpoint` has converted."""
     if is_model_folder(name_or_dir):
         return Path(name_or_dir)
     known = KNOWN_CHECKPOINTS.get(str(name_or_dir))
-    if known is not None and known.format == "folder":
-        if not is_model_folder(known.file):
-            raise FileNotFoundError(f"the model {known.name} should be at {known.file}, which is not a model folder")
-        return Path(known.file)
-    return None
+    if known is None:
+        return None
+    folder = fetched_folder(known)
+    if known.format == "folder" and not is_model_folder(folder):
+        raise FileNotFoundError(f"the model {known.name} should be at {folder}, which is not a model folder")
+    return folder if is_model_folder(folder) else None
 
 
 def create_model(
@@ -52,13 +66,20 @@ def create_model(
 ) -> MPLUG2Retrieval:
     """A model in eval mode.
 
-    `name_or_dir`: a model folder (this project's format), a known folder checkpoint, or a config name (random
-    weights unless `pretrained` names an official checkpoint file or a model folder to load).
+    `name_or_dir`: a model folder (this project's format), a known checkpoint (its fetched folder; before the fetch,
+    its architecture and preprocessing), or a config name. Without a folder the weights are random unless
+    `pretrained` names an official checkpoint file or a model folder to load.
     """
     folder = resolve_folder(name_or_dir)
     if folder is not None:
         return load_model_folder(folder, with_fusion=with_fusion, device=device)
-    model = init_weights(MPLUG2Retrieval(get_config(str(name_or_dir)), with_fusion=with_fusion))
+    known = KNOWN_CHECKPOINTS.get(str(name_or_dir))
+    config = known_config(known) if known is not None else get_config(str(name_or_dir))
+    if known is not None and pretrained is None:
+        log.warning(
+            "%s is not fetched: random weights. Run `mplug2-search fetch-checkpoint %s`", known.name, known.name
+        )
+    model = init_weights(MPLUG2Retrieval(config, with_fusion=with_fusion))
     if pretrained is not None:
         if is_model_folder(pretrained):
             source = load_model_folder(pretrained, with_fusion=with_fusion)
@@ -70,5 +91,15 @@ def create_model(
 
 
 def vocab_for(name_or_dir: str | Path) -> Path | None:
+    """The vocabulary file of a model folder, or bert-base-uncased's (shipped) for an architecture built for it."""
     folder = resolve_folder(name_or_dir)
-    return folder / VOCAB if folder is not None and (folder / VOCAB).is_file() else None
+    if folder is not None:
+        return folder / VOCAB if (folder / VOCAB).is_file() else None
+    known = KNOWN_CHECKPOINTS.get(str(name_or_dir))
+    if known is not None and known.vocab:
+        return Path(known.vocab)
+    try:
+        config = known_config(known) if known is not None else get_config(str(name_or_dir))
+    except ValueError:
+        return None
+    return BERT_VOCAB if config.text.vocab_size >= BERT_VOCAB_SIZE else None

@@ -26,19 +26,24 @@ def pre_caption(caption: str, max_words: int | None = None) -> str:
 class Tokenizer:
     """Captions → padded `input_ids` and `attention_mask` tensors, `[CLS] ... [SEP] [PAD]...`."""
 
-    def __init__(self, vocab_file: str | Path, max_words: int | None = 40) -> None:
+    def __init__(self, vocab: str | Path | Sequence[str], max_words: int | None = 40) -> None:
+        """`vocab`: a vocab.txt file, or the word pieces themselves (in id order)."""
         from tokenizers import BertWordPieceTokenizer
 
-        self.vocab_file = Path(vocab_file)
-        if not self.vocab_file.is_file():
-            raise FileNotFoundError(
-                f"{self.vocab_file}: vocabulary file not found. Use a model folder that carries its vocab.txt, or "
-                "point at bert-base-uncased's vocab.txt."
-            )
-        self._tokenizer = BertWordPieceTokenizer(str(self.vocab_file), lowercase=True)
+        if isinstance(vocab, (str, Path)):
+            self.vocab_file: Path | None = Path(vocab)
+            if not self.vocab_file.is_file():
+                raise FileNotFoundError(
+                    f"{self.vocab_file}: vocabulary file not found. Use a model folder that carries its vocab.txt, "
+                    "or point at bert-base-uncased's vocab.txt."
+                )
+            self._tokenizer = BertWordPieceTokenizer(str(self.vocab_file), lowercase=True)
+        else:
+            self.vocab_file = None
+            self._tokenizer = BertWordPieceTokenizer({word: i for i, word in enumerate(vocab)}, lowercase=True)
         missing = [t for t in SPECIAL_TOKENS if self._tokenizer.token_to_id(t) is None]
         if missing:
-            raise ValueError(f"{self.vocab_file} lacks BERT's special tokens {missing}")
+            raise ValueError(f"{self.vocab_file or 'the vocabulary'} lacks BERT's special tokens {missing}")
         self.pad_id = self._tokenizer.token_to_id("[PAD]")
         self.max_words = max_words
 
@@ -70,3 +75,12 @@ def write_vocab(words: Sequence[str], path: str | Path) -> Path:
     seen.pop("", None)
     Path(path).write_text("\n".join(seen) + "\n")
     return Path(path)
+
+
+def bert_vocab_prefix(vocab_file: str | Path, size: int) -> list[str]:
+    """A vocabulary of `size` pieces for an architecture too small for BERT's (random weights, e.g. mplug2-tiny):
+    BERT's special tokens, then its most frequent whole words (its file lists them from "the", after the unused
+    slots and single characters)."""
+    lines = Path(vocab_file).read_text(encoding="utf-8").splitlines()
+    words = lines[lines.index("the") :]
+    return list(SPECIAL_TOKENS) + words[: max(0, size - len(SPECIAL_TOKENS))]

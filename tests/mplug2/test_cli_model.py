@@ -73,12 +73,11 @@ def test_convert_refuses_pickled_files_without_trust(vocab_file: Path, tmp_path:
     assert result.exit_code != 0 and "--trust-pickle" in result.output
 
 
-def test_fetch_checkpoint_downloads_only_when_asked(tmp_path: Path) -> None:
+def test_fetch_checkpoint_downloads_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MPLUG2_MODELS_DIR", str(tmp_path / "models"))
     source = tmp_path / "served.tar"
     source.write_bytes(b"weights")
-    result = CliRunner().invoke(
-        cli, ["fetch-checkpoint", "clip-vit-l-14", "--out", str(tmp_path / "ckpt"), "--url", source.as_uri()]
-    )
+    result = CliRunner().invoke(cli, ["fetch-checkpoint", "clip-vit-l-14", "--url", source.as_uri()])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "ckpt" / "ViT-L-14.tar").read_bytes() == b"weights"
+    assert (tmp_path / "models" / "downloads" / "ViT-L-14.tar").read_bytes() == b"weights"
     assert "mplug2-large" in CliRunner().invoke(cli, ["models"]).output
