@@ -30,7 +30,7 @@ import numpy as np
 
 from indexer.archive import Archive, IndexLock
 from indexer.db.records import FAILED, INDEXED, MISSING, MediaRecord, ProbeFacts
-from indexer.media.decode import DecodeRequest, DecodeResult
+from indexer.media.decode import Backend, DecodeRequest, DecodeResult
 from indexer.media.errors import MediaError
 from indexer.media.probe import MediaInfo, MediaKind, check_readable, probe
 from indexer.media.segment import SegmentPolicy, segment_video
@@ -92,6 +92,7 @@ class IndexOptions:
     factory: str | None = None  # None: keep the archive's (Flat for a new one)
     segment: SegmentPolicy = field(default_factory=SegmentPolicy)
     workers: int = 2
+    decoder: Backend = "auto"  # auto (decord, then ffmpeg) or torchcodec (NVDEC on a GPU, then ffmpeg); see decode.py
     decode_timeout_s: float = 120.0
     decode_memory_mb: int = 4096
     batch_size: int = 16
@@ -114,6 +115,7 @@ class IndexSummary:
     clips_failed: int = 0
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (path, code, message)
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    decoders: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # decode requests per backend used
 
     def counts(self) -> dict[str, int]:
         return {
@@ -266,7 +268,12 @@ class Indexer:
         self.summary.timings["read"] += time.perf_counter() - read_started
         bar = tqdm(total=len(todo), unit="file", desc="indexing", disable=not self.options.progress)
         try:
-            with DecodePool(self.options.workers, self.options.decode_timeout_s, self.options.decode_memory_mb) as pool:
+            with DecodePool(
+                self.options.workers,
+                self.options.decode_timeout_s,
+                self.options.decode_memory_mb,
+                address_space_backstop=self.options.decoder != "torchcodec",  # it may open a CUDA context
+            ) as pool:
                 requests = self._requests(todo, stop)
                 wait_started = time.perf_counter()
                 for request, outcome in pool.imap(requests):
@@ -389,6 +396,7 @@ class Indexer:
                     size=config.image_size,
                     interpolation=preprocess.image_interpolation if image else preprocess.video_interpolation,
                     thumbnail_side=self.options.thumbnail_side,
+                    backend=self.options.decoder,
                     info=job.info,
                     tag=job.media_id,
                 )
@@ -440,6 +448,7 @@ class Indexer:
             job.errors.append(outcome)
         else:
             self.summary.timings["decode"] += outcome.seconds
+            self.summary.decoders[outcome.backend] += 1
             good = [
                 (span, decoded)
                 for span, decoded in zip(request.spans, outcome.spans, strict=True)

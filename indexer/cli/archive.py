@@ -70,6 +70,13 @@ def _fail(error: Exception) -> None:
 @click.option("--min-clip", type=float, default=2.0, show_default=True)
 @click.option("--max-clip", type=float, default=30.0, show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="Decode processes.")
+@click.option(
+    "--decoder",
+    type=click.Choice(["auto", "torchcodec", "decord", "ffmpeg"]),
+    default="auto",
+    show_default=True,
+    help="Video decoder: auto (decord, then the ffmpeg CLI), torchcodec (NVDEC on a GPU, else CPU; then ffmpeg).",
+)
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--decode-timeout", type=float, default=120.0, show_default=True, help="Seconds per clip.")
 @click.option("--decode-memory-mb", type=int, default=4096, show_default=True, help="Per decode process.")
@@ -94,6 +101,7 @@ def index(
     min_clip: float,
     max_clip: float,
     workers: int,
+    decoder: str,
     batch_size: int,
     decode_timeout: float,
     decode_memory_mb: int,
@@ -119,6 +127,7 @@ def index(
         factory=index_type,
         segment=SegmentPolicy(segment, window, stride, min_clip, max_clip),
         workers=workers,
+        decoder=decoder,
         decode_timeout_s=decode_timeout,
         decode_memory_mb=decode_memory_mb,
         batch_size=batch_size,
@@ -143,6 +152,7 @@ def index(
                     "status": summary.status,
                     **summary.counts(),
                     "timings": summary.timings,
+                    "decoders": summary.decoders,
                     "failures": summary.failures,
                 }
             )

@@ -1,17 +1,20 @@
-"""Decode sampled frames of media files: decord first, the ffmpeg command line as the fallback, PIL for images.
+"""Decode sampled frames of media files: decord (or torchcodec) first, the ffmpeg command line as the fallback, PIL
+for images.
 
 One `DecodeRequest` covers one file and any number of time spans (a video's clips), so a file is opened once.
 Each span yields `num_frames` frames chosen by `indexer.media.sampling` (the official sampling), turned upright
 (rotation honoured), and squash-resized for the model by `mplug2.resize` when a size is given. A span that cannot be
 decoded (damage in the middle of a file) gets its own error; the other spans of the file still decode.
 
-This module runs inside the decode worker processes (`indexer.media.workers`): it must not import torch.
+This module runs inside the decode worker processes (`indexer.media.workers`): it must not import torch at module
+level. Only the torchcodec backend imports it (torchcodec is built on torch), in the worker, on first use.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import queue
 import re
 import shutil
@@ -35,7 +38,14 @@ from mplug2.resize import Interpolation, resize_frames
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["auto", "decord", "ffmpeg"]
+# auto: decord, then the ffmpeg CLI; torchcodec: torchcodec (NVDEC on a GPU), then the ffmpeg CLI; others alone.
+Backend = Literal["auto", "decord", "ffmpeg", "torchcodec"]
+FALLBACKS: dict[str, list[str]] = {
+    "auto": ["decord", "ffmpeg"],
+    "torchcodec": ["torchcodec", "ffmpeg"],
+    "decord": ["decord"],
+    "ffmpeg": ["ffmpeg"],
+}
 
 # Frames wider or taller than this are downscaled by the decoder itself (aspect kept) before anything else touches
 # them, so an 8K file costs what a 1080p one does.
@@ -98,7 +108,7 @@ def _decode(request: DecodeRequest) -> DecodeResult:
         return DecodeResult(request, info, spans, "pil")
     if info.frame_count <= 0:
         raise CorruptMediaError(request.path, "the video stream holds no frames")
-    backends = ["decord", "ffmpeg"] if request.backend == "auto" else [request.backend]
+    backends = FALLBACKS[request.backend]
     readers = _LazyReaders(request, info, backends)
     spans = [_decode_span(readers, request, span, rng) for span in request.spans]
     if all(span.error is not None for span in spans):
@@ -112,13 +122,13 @@ class _LazyReaders:
 
     def __init__(self, request: DecodeRequest, info: MediaInfo, backends: list[str]) -> None:
         self.request, self.info, self.backends = request, info, backends
-        self._opened: dict[str, _DecordReader | _FfmpegReader | MediaError] = {}
+        self._opened: dict[str, _Reader | MediaError] = {}
         self.used: list[str] = []
 
-    def get(self, backend: str) -> _DecordReader | _FfmpegReader | MediaError:
+    def get(self, backend: str) -> _Reader | MediaError:
         if backend not in self._opened:
             try:
-                reader_type = _DecordReader if backend == "decord" else _FfmpegReader
+                reader_type = _READERS[backend]
                 self._opened[backend] = reader_type(self.request, self.info)
             except MediaError as error:
                 log.info("%s cannot open %s (%s)", backend, self.request.path, error.reason)
@@ -238,31 +248,9 @@ class _FfmpegReader:
         self.path = request.path
         self.info = info
         self.size = _capped_size(info, request.max_side) or (info.width, info.height)
-        self.timestamps = self._packet_times()
+        self.timestamps = packet_times(self.path)
         if len(self.timestamps) == 0:
             raise CorruptMediaError(self.path, "no video packets found")
-
-    def _packet_times(self) -> np.ndarray:
-        cmd = [
-            "ffprobe",
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "packet=pts_time",
-            "-of",
-            "csv=p=0",
-            "--",
-            self.path,
-        ]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, start_new_session=True)
-        times = []
-        for line in result.stdout.splitlines():
-            value = line.strip().strip(",")
-            if value and value != "N/A":
-                times.append(float(value))
-        return np.unique(np.asarray(times, dtype=np.float64))  # decode order -> presentation order
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         import ffmpeg
@@ -338,6 +326,75 @@ class _FfmpegReader:
         """Index into `times` of the frame on screen at each target (the last one at or before it)."""
         positions = np.searchsorted(times, targets + 1e-4, side="right") - 1
         return np.clip(positions, 0, len(times) - 1)
+
+
+def packet_times(path: str) -> np.ndarray:
+    """Presentation times of every video frame, from the packets (ffprobe, no decoding), sorted."""
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0"]
+    result = subprocess.run(
+        [*cmd, "--", path], capture_output=True, text=True, timeout=120, check=False, start_new_session=True
+    )
+    times = []
+    for line in result.stdout.splitlines():
+        value = line.strip().strip(",")
+        if value and value != "N/A":
+            times.append(float(value))
+    return np.unique(np.asarray(times, dtype=np.float64))  # decode order -> presentation order
+
+
+class _TorchcodecReader:
+    """torchcodec: FFmpeg's decoders driven from C++, on the GPU's NVDEC when CUDA is available, else on the CPU.
+
+    On the CPU its frames are bit-identical to decord's (both convert with FFmpeg's swscale); it also reads AV1 and the
+    VP9 files decord cannot, and applies rotation. Frame times come from the packets, as for the ffmpeg reader, so the
+    sampling (and VFR handling) is the same for every backend; frames are then fetched by the time they are on screen.
+    """
+
+    def __init__(self, request: DecodeRequest, info: MediaInfo) -> None:
+        self.path = request.path
+        try:
+            from torchcodec.decoders import VideoDecoder
+            from torchcodec.transforms import Resize
+        except ImportError:
+            raise UnsupportedCodecError(self.path, "torchcodec is not installed (pip install torchcodec)") from None
+        except (OSError, RuntimeError) as error:  # it loads FFmpeg's shared libraries at import
+            raise UnsupportedCodecError(self.path, f"torchcodec cannot load ({_first_line(error)})") from None
+        capped = _capped_size(info, request.max_side)
+        transforms = [Resize((capped[1], capped[0]))] if capped else None
+        try:
+            self._decoder = VideoDecoder(
+                self.path,
+                dimension_order="NHWC",
+                device=torchcodec_device(),
+                seek_mode="exact",  # scans the packets once: exact times and counts, like decord
+                transforms=transforms,
+            )
+        except (RuntimeError, ValueError) as error:
+            raise CorruptMediaError(self.path, f"torchcodec cannot open the file ({_first_line(error)})") from None
+        self.timestamps = packet_times(self.path)
+        if len(self.timestamps) == 0:
+            raise CorruptMediaError(self.path, "no video packets found")
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        try:
+            batch = self._decoder.get_frames_played_at([float(t) for t in self.timestamps[indices]])
+        except (RuntimeError, ValueError, IndexError) as error:
+            raise CorruptMediaError(self.path, f"torchcodec cannot decode frames ({_first_line(error)})") from None
+        return batch.data.cpu().numpy()  # off the GPU: the frames travel to the encoder by pipe or object store
+
+
+def torchcodec_device() -> str:
+    """'cuda' when torch sees a GPU (NVDEC decoding), else 'cpu'. MPLUG2_SEARCH_DECODE_DEVICE overrides it."""
+    override = os.environ.get("MPLUG2_SEARCH_DECODE_DEVICE")
+    if override:
+        return override
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+_Reader = _DecordReader | _FfmpegReader | _TorchcodecReader
+_READERS: dict[str, type] = {"decord": _DecordReader, "ffmpeg": _FfmpegReader, "torchcodec": _TorchcodecReader}
 
 
 def _first_line(error: Exception) -> str:

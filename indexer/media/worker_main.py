@@ -1,4 +1,4 @@
-"""The decode worker process: `python -m indexer.media.worker_main FD MEMORY_LIMIT_BYTES`.
+"""The decode worker process: `python -m indexer.media.worker_main FD MEMORY_LIMIT_BYTES` (0: no address-space cap).
 
 Reads `DecodeRequest`s from the connection on file descriptor FD and answers each with a `DecodeResult` or a
 `MediaError`. Started and watched by `indexer.media.workers.DecodePool`; never imports torch.
@@ -55,7 +55,8 @@ def serve(connection: Connection) -> None:
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     fd, memory_limit_bytes = int(sys.argv[1]), int(sys.argv[2])
-    _limit_address_space(memory_limit_bytes)
+    if memory_limit_bytes > 0:
+        _limit_address_space(memory_limit_bytes)
     serve(Connection(fd))
 
 

@@ -44,11 +44,20 @@ class DecodePool:
     key in `DecodeRequest.tag`. A request gets `timeout_s` per span it asks for.
     """
 
-    def __init__(self, workers: int = 2, timeout_s: float = 60.0, memory_limit_mb: int = 4096) -> None:
+    def __init__(
+        self,
+        workers: int = 2,
+        timeout_s: float = 60.0,
+        memory_limit_mb: int = 4096,
+        address_space_backstop: bool = True,
+    ) -> None:
+        """`address_space_backstop=False` for GPU decoding (torchcodec on NVDEC): a CUDA context reserves far more
+        virtual address space than it ever uses and fails under RLIMIT_AS; the resident-memory watch still applies."""
         if workers < 1:
             raise ValueError("a decode pool needs at least one worker")
         self.timeout_s = timeout_s
         self.memory_limit_bytes = memory_limit_mb << 20
+        self.address_space_backstop = address_space_backstop
         self._workers = [self._start_worker() for _ in range(workers)]
         self.restarts = 0
 
@@ -58,7 +67,13 @@ class DecodePool:
         parent_end, child_end = socket.socketpair()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
         process = subprocess.Popen(
-            [sys.executable, "-m", "indexer.media.worker_main", str(child_end.fileno()), str(self.memory_limit_bytes)],
+            [
+                sys.executable,
+                "-m",
+                "indexer.media.worker_main",
+                str(child_end.fileno()),
+                str(self.memory_limit_bytes if self.address_space_backstop else 0),
+            ],
             pass_fds=[child_end.fileno()],
             env=env,
             stdin=subprocess.DEVNULL,
