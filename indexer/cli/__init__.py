@@ -11,11 +11,13 @@ import logging
 
 import click
 
+from indexer.cli.errors import Group
+
 # Modules that add commands to `cli`; each registers its commands when imported.
 COMMAND_MODULES: tuple[str, ...] = ("archive", "media", "model", "synthetic", "train", "ui", "evaluate")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def cli(verbose: int) -> None:
     """Text-to-video and image search over your own media archive, built on mPLUG-2."""

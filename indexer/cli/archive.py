@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from indexer.cli import cli
+from indexer.cli.errors import UserError
 
 
 def archive_options(function: Callable) -> Callable:
@@ -48,7 +49,7 @@ def _settings(db_url: str | None, index_dir: Path | None, model: str | None = No
 
 
 def _fail(error: Exception) -> None:
-    raise click.ClickException(str(error)) from error
+    raise UserError(str(error)) from None
 
 
 @cli.command()
@@ -120,7 +121,14 @@ def index(
     settings = _settings(db_url, index_dir, model)
     archive = Archive(settings)
     name = settings.model or archive.meta.get("model") or str(default_model_dir())
+    empty = _without_media(paths, archive)
     archive.close()
+    if len(empty) == len(paths):  # one empty folder among others is left to the run: the rest still gets indexed
+        message = f"no media found in {', '.join(map(str, empty))}: nothing to index (videos and images, by extension "
+        message += "such as .mp4 .mov .mkv .jpg .png, or by content); check the folder"
+        if progress_file:
+            ProgressFile(progress_file).finish({"status": "error", "error": message})
+        raise UserError(message)
     options = IndexOptions(
         feature_mode=feature_mode,
         feature_budget_mb=feature_budget,
@@ -161,6 +169,20 @@ def index(
         _print_summary(summary)
     if summary.status == "interrupted":
         sys.exit(130)
+
+
+def _without_media(paths: tuple[Path, ...], archive) -> list[Path]:
+    """The folders given that hold no media file and none the archive knows (a run over those would do nothing;
+    one over a folder whose files were all deleted still has to retire them)."""
+    from indexer.pipeline import walk_media
+
+    empty = []
+    for path in paths:
+        resolved = path.resolve()
+        no_files = resolved.is_dir() and next(walk_media(resolved, set()), None) is None
+        if no_files and not archive.catalog.media_under(str(resolved)):
+            empty.append(path)
+    return empty
 
 
 class ProgressFile:
@@ -254,6 +276,8 @@ def search(
 
     if (query is None) == (image_path is None):
         raise click.UsageError("give a text query or --image FILE (one of them)")
+    if query is not None and not query.strip():
+        raise click.UsageError('the query is empty: say what to look for, e.g. search "a dog on a beach"')
     filters = SearchFilters(
         path_prefix=str(Path(path_prefix).expanduser().resolve()) if path_prefix else None,
         kinds=kinds or None,

@@ -9,6 +9,7 @@ and a binary file must not flood the terminal.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 
 import click
@@ -50,3 +51,36 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, OSError) and error.filename and error.strerror:
         return f"{error.filename}: {error.strerror.lower()}"
     return str(error)
+
+
+# Exceptions whose messages the library writes for a person (module, class). Looked up among the modules already
+# imported: an error of a class whose module was never loaded cannot have been raised, and `--help` stays light.
+USER_FACING: tuple[tuple[str, str], ...] = (
+    ("indexer.db.catalog", "CatalogError"),
+    ("indexer.archive", "ArchiveError"),
+    ("mplug2.checkpoint", "CheckpointError"),
+    ("mplug2.download", "DownloadError"),
+    ("mplug2.download", "ChecksumError"),
+)
+
+
+def as_user_error(error: BaseException) -> UserError | None:
+    """`error` as a UserError when it is one of USER_FACING (else None: a bug, whose traceback must show)."""
+    for module_name, class_name in USER_FACING:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(error, getattr(module, class_name)):
+            return UserError(_describe(error))
+    return None
+
+
+class Group(click.Group):
+    """The command group: a user-facing exception that a command did not handle ends as one line, exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            converted = as_user_error(error)
+            if converted is None:
+                raise
+            raise converted from None

@@ -9,6 +9,7 @@ import click
 
 from indexer.cli import cli
 from indexer.cli.archive import model_option
+from indexer.cli.errors import UserError
 from indexer.evaluation.datasets import READERS
 
 
@@ -64,7 +65,7 @@ def evaluate(
     try:
         data = load_benchmark(benchmark, annotations, media_dir)
     except ValueError as error:
-        raise click.ClickException(str(error)) from error
+        raise UserError(str(error)) from None
     if limit:
         data, _ = data.subset(list(range(min(limit, len(data.items)))))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -82,8 +83,8 @@ def evaluate(
     try:
         bundle = load_model_bundle(name, device=device, with_fusion=not no_rerank)
         result = run_evaluation(bundle, data, settings, cache_dir)
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        raise click.ClickException(str(error)) from error
+    except (FileNotFoundError, ValueError, RuntimeError) as error:  # RuntimeError: "nothing to evaluate"
+        raise UserError(str(error)) from None
     report = build_report(result, bundle.name, annotations, media_dir, vars(settings))
     files = save_report(report, result, out_dir)
     print_table(report)

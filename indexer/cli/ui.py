@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import click
 
 from indexer.cli import cli
 from indexer.cli.archive import archive_options, model_option
+from indexer.cli.errors import UserError
 
 APP = Path(__file__).resolve().parents[2] / "search_ui" / "app.py"
 
@@ -43,9 +46,32 @@ def launch_ui(db_url: str, index_dir: Path, model: str | None, host: str, port: 
         "--client.showErrorDetails",
         "none",  # pages show their own messages; anything unforeseen stays a generic message, traceback in the log
     ]
+    _check_port(host, port)
     click.echo(f"search UI on http://{host}:{port} (Ctrl-C to stop)")
     sys.stdout.flush()
     os.execve(sys.executable, args, env)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port another server holds, before Streamlit starts (its own message is a log line and exit 1)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except PermissionError:
+            raise UserError(f"port {port} needs administrator rights: pass --port 8501 or another above 1023") from None
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise UserError(f"cannot serve on {host}:{port} ({error.strerror}): check --host") from None
+            raise UserError(
+                f"port {port} on {host} is in use (another mplug2-search ui?): pass --port {_free_port(host)}"
+            ) from None
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 def ui_options(function):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexer.db import migrations
@@ -37,6 +39,33 @@ _SQLITE_BUSY_TIMEOUT_S = 60
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class CatalogError(RuntimeError):
+    """The database URL cannot be opened; the message says what it is and what to give instead."""
+
+
+def _open_failure(url: str, error: Exception) -> str:
+    """One line: which database, what is wrong with it, what to do (the password never printed)."""
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return f"--db {url[:200]!r} is not a database URL: give sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+    if isinstance(error, (NoSuchModuleError, ImportError)):
+        module = getattr(error, "name", None) or str(error).split(":")[-1].strip()
+        return (
+            f"--db {shown}: the database driver {module} is not installed; install it (PostgreSQL: "
+            "pip install 'mplug2-search[postgres]' and a postgresql+psycopg:// URL)"
+        )
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:200]
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[-1])
+        if path.is_dir():
+            return f"--db {shown} is a folder, not a database file: give sqlite:///{path / 'catalog.sqlite'}"
+        if "not a database" in reason:
+            return f"--db {shown}: {path} is not a SQLite database ({reason}); give a new file path or a catalog"
+        return f"--db {shown}: cannot open {path} ({reason}); check that its folder is writable"
+    return f"--db {shown}: cannot connect ({reason}); check the server is running and the URL"
 
 
 def _make_engine(url: str) -> Engine:
@@ -63,8 +92,12 @@ class Catalog:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = _make_engine(url)
-        migrations.upgrade(self.engine)
+        try:
+            self.engine = _make_engine(url)
+            migrations.upgrade(self.engine)
+        except (ArgumentError, NoSuchModuleError, ImportError, OperationalError, DatabaseError, OSError) as error:
+            # At open time each of these means the URL does not lead to a usable database: the user's to fix.
+            raise CatalogError(_open_failure(url, error)) from error
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:

@@ -206,4 +206,9 @@ def load_benchmark(name: str, annotations: str | Path, media_dir: str | Path) ->
         UnicodeDecodeError,
         pickle.UnpicklingError,
     ) as error:
-        raise ValueError(f"{annotations}: not an annotation file of {name} as distributed ({error!r})") from None
+        # str, not repr: a decode error's repr holds the whole file (megabytes for an image given by mistake)
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+        raise ValueError(
+            f"{annotations}: not an annotation file of {name} as distributed ({reason}); see README's Evaluation "
+            "table for the files each --benchmark reads"
+        ) from None

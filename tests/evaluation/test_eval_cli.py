@@ -73,4 +73,4 @@ def test_eval_names_a_wrong_file(tmp_path: Path) -> None:
     bad = tmp_path / "val_1.json"
     bad.write_text("[1, 2]")
     result = run_eval("--benchmark", "activitynet", "--annotations", str(bad), "--media", str(tmp_path))
-    assert result.returncode == 1 and "val_1.json: not an annotation file of activitynet" in result.stderr
+    assert result.returncode == 2 and "val_1.json: not an annotation file of activitynet" in result.stderr

@@ -60,6 +60,6 @@ def test_index_search_status_verify_rebuild(
 
 def test_search_before_indexing_says_what_to_do(settings: Settings) -> None:
     result = cli(settings, "search", "anything", check=False)
-    assert result.returncode == 1 and "mplug2-search index PATH" in result.stderr
+    assert result.returncode == 2 and "mplug2-search index PATH" in result.stderr
     result = cli(settings, "search", check=False)
     assert result.returncode == 2 and "give a text query or --image FILE" in result.stderr
