@@ -45,3 +45,24 @@ def load_settings(db_url: str | None = None, index_dir: str | Path | None = None
 def default_model_dir() -> Path:
     """The model bundled with the project, used when no model is named."""
     return REPO_ROOT / "data" / "models" / "mplug2-synth"
+
+
+REAL_MODEL_COMMAND = "mplug2-search fetch-checkpoint mplug2-large-pretrain"
+
+
+def is_bundled_model(name: str | Path | None) -> bool:
+    """Whether `name` (a model name or folder, as an archive records it) is the bundled synthetic-shapes model."""
+    if not name:
+        return False
+    if str(name) == "mplug2-synth":
+        return True
+    return Path(name).expanduser().resolve() == default_model_dir().resolve()
+
+
+def bundled_model_note() -> str:
+    """What to tell someone searching with the bundled model, where they look (CLI output, the app)."""
+    return (
+        "the bundled model mplug2-synth knows only the demo's synthetic shapes: photos and real videos get "
+        f"near-random results. For a real model: `{REAL_MODEL_COMMAND}`, then index with --model "
+        "mplug2-large-pretrain into a new --index-dir"
+    )

@@ -167,6 +167,7 @@ def index(
         )
     else:
         _print_summary(summary)
+    _note_bundled_model(bundle.name)
     if summary.status == "interrupted":
         sys.exit(130)
 
@@ -295,8 +296,17 @@ def search(
     if as_json:
         rows = [vars(result) for result in response.results]
         click.echo(json.dumps({"query": response.query, "results": rows, "timings": response.timings}, indent=1))
-        return
-    _print_results(response)
+    else:
+        _print_results(response)
+    _note_bundled_model(engine.bundle.name)
+
+
+def _note_bundled_model(name: str) -> None:
+    """On stderr, so that --json output stays parseable."""
+    from indexer.settings import bundled_model_note, is_bundled_model
+
+    if is_bundled_model(name):
+        click.echo(f"note: {bundled_model_note()}", err=True)
 
 
 def _read_image(path: Path):

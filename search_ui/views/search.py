@@ -12,6 +12,7 @@ import streamlit as st
 from indexer.archive import ArchiveError
 from indexer.db.records import SearchFilters
 from indexer.engine import SearchResponse, SearchResult
+from indexer.settings import bundled_model_note, is_bundled_model
 from search_ui.files import NotServable, playable_video, servable_clip
 from search_ui.state import AppConfig, SharedEngine, shared_engine
 
@@ -141,6 +142,8 @@ def render(config: AppConfig) -> None:
     except (FileNotFoundError, ValueError) as error:
         st.error(f"The model could not be loaded: {error}")
         return
+    if is_bundled_model(engine.engine.bundle.name):
+        st.info(bundled_model_note()[0].upper() + bundled_model_note()[1:] + ".", icon=":material/info:")
     k, rerank_k, one_per_file, filters = _controls(engine.engine.catalog.roots())
     with st.form("query", border=False):
         text_column, button_column = st.columns([8, 1], vertical_alignment="bottom")
