@@ -14,7 +14,7 @@ import torch
 from indexer.evaluation.benchmark import RetrievalBenchmark
 from indexer.evaluation.features import ItemFeatureCache
 from indexer.evaluation.metrics import dual_softmax, rerank_scores, retrieval_metrics, top_k
-from indexer.media.decode import DecodeRequest, DecodeResult
+from indexer.media.decode import DecodeResult, model_request
 from indexer.media.workers import DecodePool
 from mplug2.bundle import ModelBundle
 from mplug2.model import TextOutput
@@ -46,18 +46,10 @@ class EvalResult:
 
 
 def item_requests(benchmark: RetrievalBenchmark, bundle: ModelBundle, num_frames: int, rows: list[int]):
-    preprocess = bundle.config.preprocess
     for row in rows:
         item = benchmark.items[row]
-        video = item.kind == "video"
-        yield DecodeRequest(
-            str(item.path),
-            spans=((item.start, item.end),),
-            num_frames=num_frames if video else 1,
-            size=bundle.config.image_size,
-            interpolation=preprocess.video_interpolation if video else preprocess.image_interpolation,
-            tag=row,
-        )
+        spans = ((item.start, item.end),)
+        yield model_request(bundle.config, str(item.path), item.kind, spans, num_frames=num_frames, tag=row)
 
 
 def embed_items(

@@ -22,7 +22,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from indexer.media.errors import (
 from indexer.media.probe import MediaInfo, MediaKind, probe
 from indexer.media.sampling import SampleMode, select_frames
 from mplug2.resize import Interpolation, resize_frames
+
+if TYPE_CHECKING:
+    from mplug2.config import MPLUG2Config
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,33 @@ class DecodeRequest:
     backend: Backend = "auto"
     info: MediaInfo | None = None  # the probe result when the caller has it, saving a second ffprobe
     tag: object = None  # the caller's own key, returned untouched
+
+
+def model_request(
+    config: MPLUG2Config,
+    path: str,
+    kind: str,
+    spans: tuple[tuple[float, float | None], ...] = ((0.0, None),),
+    *,
+    num_frames: int | None = None,
+    thumbnail_side: int | None = None,
+    info: MediaInfo | None = None,
+    tag: object = None,
+) -> DecodeRequest:
+    """The request that decodes `spans` of a `kind` ("video" | "image") file the way `config`'s model was trained
+    to see it: its frame count (one frame for a picture), its input size and its per-kind resize interpolation."""
+    video = kind == "video"
+    preprocess = config.preprocess
+    return DecodeRequest(
+        path,
+        spans=spans,
+        num_frames=(num_frames or preprocess.num_frames) if video else 1,
+        size=config.image_size,
+        interpolation=preprocess.video_interpolation if video else preprocess.image_interpolation,  # type: ignore[arg-type]
+        thumbnail_side=thumbnail_side,
+        info=info,
+        tag=tag,
+    )
 
 
 @dataclass

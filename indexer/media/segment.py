@@ -1,4 +1,8 @@
-"""Cut a video into clips: fixed windows, or shots found by ffmpeg's scene detection, within min/max lengths."""
+"""Cut a video into clips: fixed windows, or shots found by ffmpeg's scene detection, within min/max lengths.
+
+Shot detection decodes the whole video, so it runs where decoding runs: in the killable worker pool, as a
+`SegmentRequest` (the pool gives it a time-out per minute of video and the same memory limit as decoding).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import math
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Literal
 
 from indexer.media.errors import CorruptMediaError, DecodeTimeoutError
@@ -111,9 +116,47 @@ def detect_cuts(path: str, threshold: float = 0.3, timeout_s: float = 600.0) -> 
     ]
 
 
+def policy_windows(duration: float, policy: SegmentPolicy) -> list[Span]:
+    """The fixed windows of a video under `policy` (arithmetic only: nothing is decoded)."""
+    return fixed_windows(duration, min(policy.window, policy.max_len), policy.stride, policy.min_len)
+
+
 def segment_video(path: str, duration: float, policy: SegmentPolicy) -> list[Span]:
-    """The clips of a video of `duration` seconds under `policy`."""
+    """The clips of a video of `duration` seconds under `policy` (shots: decodes the video, see `SegmentRequest`)."""
     if policy.mode == "shots":
         return spans_from_cuts(detect_cuts(path, policy.scene_threshold), duration, policy.min_len, policy.max_len)
-    window = min(policy.window, policy.max_len)
-    return fixed_windows(duration, window, policy.stride, policy.min_len)
+    return policy_windows(duration, policy)
+
+
+# A shot-detection request gets the pool's per-clip time-out once per this many seconds of video (ffmpeg's scene
+# filter at 160 px runs far faster than real time; a minute of video per time-out leaves a wide margin).
+SECONDS_PER_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class SegmentRequest:
+    """Find a video's clips under `policy` in a decode worker. `tag` is the caller's own key, returned untouched."""
+
+    path: str
+    duration: float
+    policy: SegmentPolicy
+    tag: object = None
+
+    @property
+    def timeouts(self) -> int:
+        """How many of the pool's per-clip time-outs this request may take."""
+        return max(1, math.ceil(self.duration / SECONDS_PER_TIMEOUT))
+
+
+@dataclass
+class SegmentResult:
+    request: SegmentRequest
+    spans: list[Span] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def segment(request: SegmentRequest) -> SegmentResult:
+    """Run a `SegmentRequest` in this process (the worker's side)."""
+    started = time.perf_counter()
+    spans = segment_video(request.path, request.duration, request.policy)
+    return SegmentResult(request, spans, time.perf_counter() - started)

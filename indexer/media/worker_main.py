@@ -1,7 +1,8 @@
 """The decode worker process: `python -m indexer.media.worker_main FD MEMORY_LIMIT_BYTES` (0: no address-space cap).
 
-Reads `DecodeRequest`s from the connection on file descriptor FD and answers each with a `DecodeResult` or a
-`MediaError`. Started and watched by `indexer.media.workers.DecodePool`; never imports torch.
+Reads `DecodeRequest`s (and `SegmentRequest`s: shot detection decodes too) from the connection on file
+descriptor FD and answers each with a `DecodeResult` (a `SegmentResult`) or a `MediaError`. Started and watched
+by `indexer.media.workers.DecodePool`; never imports torch.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from multiprocessing.connection import Connection
 
 from indexer.media.decode import DecodeResult, decode
 from indexer.media.errors import DecodeMemoryError, MediaError, WorkerCrashError
+from indexer.media.segment import SegmentRequest, SegmentResult, segment
 
 log = logging.getLogger("indexer.media.worker")
 
@@ -38,7 +40,9 @@ def serve(connection: Connection) -> None:
         except (EOFError, ConnectionResetError):  # the parent closed or died: nothing left to serve
             return
         try:
-            outcome: DecodeResult | MediaError = decode(request)
+            outcome: DecodeResult | SegmentResult | MediaError = (
+                segment(request) if isinstance(request, SegmentRequest) else decode(request)
+            )
         except MediaError as error:
             outcome = error
         except MemoryError:

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -23,6 +22,10 @@ import psutil
 
 from indexer.media.decode import DecodeRequest, DecodeResult
 from indexer.media.errors import DecodeMemoryError, DecodeTimeoutError, MediaError, WorkerCrashError
+from indexer.media.segment import SegmentRequest, SegmentResult
+
+Request = DecodeRequest | SegmentRequest
+Outcome = DecodeResult | SegmentResult | MediaError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ _POLL_S = 0.1
 class _Worker:
     process: subprocess.Popen
     connection: Connection
-    request: DecodeRequest | None = None
+    request: Request | None = None
     deadline: float = 0.0
 
 
@@ -41,7 +44,9 @@ class DecodePool:
     """Worker processes running `indexer.media.decode.decode`.
 
     `imap` yields `(request, DecodeResult | MediaError)` in completion order (not submission order); carry your own
-    key in `DecodeRequest.tag`. A request gets `timeout_s` per span it asks for.
+    key in `DecodeRequest.tag`. A request gets `timeout_s` per span it asks for (a `SegmentRequest`, per minute of
+    video). `imap` asks its iterator for more whenever a worker is free, also after it once ran dry: a caller can
+    feed follow-up requests (a video's decode requests once its shots are known) while results come in.
     """
 
     def __init__(
@@ -82,20 +87,14 @@ class DecodePool:
         child_end.close()
         return _Worker(process, Connection(parent_end.detach()))
 
-    def imap(self, requests: Iterable[DecodeRequest]) -> Iterator[tuple[DecodeRequest, DecodeResult | MediaError]]:
+    def imap(self, requests: Iterable[Request]) -> Iterator[tuple[Request, Outcome]]:
         pending = iter(requests)
-        queued: deque[DecodeRequest] = deque()
-        exhausted = False
         while True:
             for index, worker in enumerate(self._workers):
                 if worker.request is None:
-                    if not queued and not exhausted:
-                        try:
-                            queued.append(next(pending))
-                        except StopIteration:
-                            exhausted = True
-                    if queued:
-                        self._workers[index] = self._assign(worker, queued.popleft())
+                    request = next(pending, None)  # asked again each round: the feed may have grown meanwhile
+                    if request is not None:
+                        self._workers[index] = self._assign(worker, request)
             busy = [w for w in self._workers if w.request is not None]
             if not busy:
                 return
@@ -112,15 +111,16 @@ class DecodePool:
                         worker.request = None
                     yield request, outcome
 
-    def _assign(self, worker: _Worker, request: DecodeRequest) -> _Worker:
+    def _assign(self, worker: _Worker, request: Request) -> _Worker:
         if worker.process.poll() is not None:
             worker = self._replace(worker)
         worker.request = request
-        worker.deadline = time.monotonic() + self.timeout_s * max(1, len(request.spans))
+        timeouts = request.timeouts if isinstance(request, SegmentRequest) else max(1, len(request.spans))
+        worker.deadline = time.monotonic() + self.timeout_s * timeouts
         worker.connection.send(request)
         return worker
 
-    def _collect(self, worker: _Worker, ready: list) -> DecodeResult | MediaError | None:
+    def _collect(self, worker: _Worker, ready: list) -> Outcome | None:
         """The finished outcome of a busy worker, a typed error if it must be killed, or None if still working."""
         assert worker.request is not None
         path = worker.request.path
@@ -134,6 +134,8 @@ class DecodePool:
             return WorkerCrashError(path, f"the decoder process died (exit code {code})")
         if time.monotonic() > worker.deadline:
             self._kill(worker)
+            if isinstance(worker.request, SegmentRequest):
+                return DecodeTimeoutError(path, f"shot detection took longer than {self.timeout_s:.0f} s per minute")
             return DecodeTimeoutError(path, f"decoding took longer than {self.timeout_s:.0f} s per clip")
         rss = _rss(worker.process.pid)
         if rss > self.memory_limit_bytes:
