@@ -17,7 +17,6 @@ The store never judges which ids are valid: the database does. `compact(valid_id
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
+
+from indexer.atomic import atomic_write, atomic_write_numpy
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class FeatureStore:
             "tokens": np.concatenate(kept).astype(np.float16) if kept else np.zeros((0, hidden), np.float16),
         }
         name = f"shard-{self._next_number():06d}.safetensors"
-        _atomic_save(tensors, self.shards_dir / name)
+        atomic_write(self.shards_dir / name, lambda temporary: save_file(tensors, str(temporary)))
         self.refresh()
         return name
 
@@ -193,7 +194,7 @@ class FeatureStore:
     def remove(self, ids: np.ndarray | list[int]) -> None:
         """Forget these clips (a tombstone list, rewritten atomically; `compact` reclaims the space)."""
         self._removed |= {int(i) for i in np.asarray(ids).tolist()}
-        _atomic_numpy(self.folder / "removed.npy", np.array(sorted(self._removed), dtype=np.int64))
+        atomic_write_numpy(self.folder / "removed.npy", np.array(sorted(self._removed), dtype=np.int64))
 
     def _load_removed(self) -> set[int]:
         path = self.folder / "removed.npy"
@@ -222,12 +223,12 @@ class FeatureStore:
             tokens=np.concatenate(stacked).astype(np.float16) if stacked else np.zeros((0, hidden), np.float16),
         )
         name = f"shard-{self._next_number():06d}.safetensors"
-        _atomic_save(tensors, self.shards_dir / name)
+        atomic_write(self.shards_dir / name, lambda temporary: save_file(tensors, str(temporary)))
         # The compacted shard holds everything live; only now may the old ones go (a crash in between leaves
         # duplicates, which refresh resolves in favour of the newest shard).
         for shard in old:
             (self.shards_dir / shard).unlink(missing_ok=True)
-        _atomic_numpy(self.folder / "removed.npy", np.zeros(0, dtype=np.int64))
+        atomic_write_numpy(self.folder / "removed.npy", np.zeros(0, dtype=np.int64))
         self._locations, self._handles, self._shard_ids, self._removed = {}, {}, {}, set()
         self.refresh()
         return dropped
@@ -266,26 +267,3 @@ class FeatureStore:
                     problems.append(f"clip {clip_id} stored in both {seen[clip_id]} and {path.name}")
                 seen[clip_id] = path.name
         return problems
-
-
-def _atomic_save(tensors: dict[str, np.ndarray], path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(temporary))
-    _fsync(temporary)
-    os.replace(temporary, path)
-    _fsync(path.parent)
-
-
-def _atomic_numpy(path: Path, array: np.ndarray) -> None:
-    temporary = path.with_name(f".{path.stem}.tmp.npy")
-    np.save(temporary, array)
-    _fsync(temporary)
-    os.replace(temporary, path)
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

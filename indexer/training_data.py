@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.media.decode import DecodeRequest, DecodeResult
+from indexer.atomic import atomic_write_numpy
+from indexer.media.decode import DecodeRequest, DecodeResult, model_request
 from indexer.media.workers import DecodePool
 from mplug2.config import MPLUG2Config
 from mplug2.train.data import Sample, batch_order
@@ -89,8 +90,7 @@ class FrameCache:
 
     def _flush(self) -> None:
         self.frames.flush()
-        np.save(self._done_path.with_suffix(".tmp.npy"), self.done)
-        Path(self._done_path.with_suffix(".tmp.npy")).replace(self._done_path)
+        atomic_write_numpy(self._done_path, self.done)
 
 
 def _fingerprint(items: list[AnnotatedItem], kind: str, interpolation: str) -> str:
@@ -129,17 +129,9 @@ class CaptionedMedia:
             preprocess = config.preprocess
             interpolation = preprocess.video_interpolation if kind == "video" else preprocess.image_interpolation
             cache = FrameCache(cache_dir, kind, count, frames, size, _fingerprint(items, kind, interpolation))
-            interpolation = (
-                config.preprocess.video_interpolation if kind == "video" else config.preprocess.image_interpolation
-            )
             requests = [
-                DecodeRequest(
-                    str(media_dir / item.path),
-                    spans=((item.start, item.end),),
-                    num_frames=frames,
-                    size=size,
-                    interpolation=interpolation,
-                    tag=row,
+                model_request(
+                    config, str(media_dir / item.path), kind, ((item.start, item.end),), num_frames=frames, tag=row
                 )
                 for item, row in zip(items, self.rows, strict=True)
                 if item.kind == kind

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+
+from indexer.atomic import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +227,7 @@ class VectorIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         generation = uuid.uuid4().hex[:12]
         data_file = path.with_name(f"{path.stem}-{generation}{path.suffix}")
-        faiss.write_index(self._index, str(data_file))
-        _fsync(data_file)
+        atomic_write(data_file, lambda temporary: faiss.write_index(self._index, str(temporary)))
         sidecar = {
             "file": data_file.name,
             "factory": self.factory,
@@ -238,11 +238,7 @@ class VectorIndex:
             "model": self.model,
             "tombstones": sorted(self.tombstones),
         }
-        temporary = _sidecar(path).with_suffix(".tmp")
-        temporary.write_text(json.dumps(sidecar))
-        _fsync(temporary)
-        os.replace(temporary, _sidecar(path))
-        _fsync_dir(path.parent)
+        atomic_write_json(_sidecar(path), sidecar)
         for old in path.parent.glob(f"{path.stem}-*{path.suffix}"):
             if old.name != data_file.name:
                 old.unlink(missing_ok=True)
@@ -273,16 +269,3 @@ def _finish(scores: np.ndarray, ids: np.ndarray) -> SearchHits:
     scores = scores.astype(np.float32)
     scores[ids < 0] = -np.inf
     return SearchHits(scores, ids.astype(np.int64))
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

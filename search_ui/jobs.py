@@ -8,7 +8,6 @@ an independent session: closing the app does not kill an index run halfway).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import psutil
 
+from indexer.atomic import atomic_write_json
 from indexer.settings import Settings
 
 
@@ -84,7 +84,5 @@ def start_job(settings: Settings, folder: str | Path) -> IndexJob:
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
     record = {"folder": str(path.resolve()), "pid": process.pid, "started": time.time()}
-    partial = job_file.with_suffix(".partial")
-    partial.write_text(json.dumps(record))
-    os.replace(partial, job_file)
+    atomic_write_json(job_file, record)
     return IndexJob(record["folder"], process.pid, record["started"], True, {}, "")

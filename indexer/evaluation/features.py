@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.atomic import atomic_write_numpy
+
 
 class ItemFeatureCache:
     def __init__(
@@ -50,9 +52,7 @@ class ItemFeatureCache:
         self.itc.flush()
         if self.tokens is not None:
             self.tokens.flush()
-        temporary = self.folder / "done.tmp.npy"
-        np.save(temporary, self.done)
-        temporary.replace(self._done_path)
+        atomic_write_numpy(self._done_path, self.done)
 
 
 def _memmap(path: Path, dtype: type, shape: tuple[int, ...]) -> np.memmap:

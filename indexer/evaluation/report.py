@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.atomic import atomic_write_text
 from indexer.evaluation.runner import EvalResult
 
 SCORER_LABELS = {"itc": "ITC", "rerank": "ITM re-rank", "dual_softmax": "dual-softmax"}
@@ -97,9 +98,7 @@ def save_report(report: dict, result: EvalResult, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     write_per_query(result, folder / "per_query.csv")
     files = [folder / "per_query.csv", *write_plots(result, folder)]
-    partial = folder / "report.json.partial"
-    partial.write_text(json.dumps(report, indent=1, default=float) + "\n")
-    partial.replace(folder / "report.json")
+    atomic_write_text(folder / "report.json", json.dumps(report, indent=1, default=float) + "\n")
     return [folder / "report.json", *files]
 
 
