@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from indexer.synthetic.templates import TEMPLATE_WORDS
+
 # RGB values chosen to stay distinct after yuv420p chroma subsampling and downscaling to ~64 px.
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (225, 35, 35),
@@ -93,8 +95,6 @@ def is_held_out_image_pair(colour: str, shape: str) -> bool:
 
 def caption_words() -> list[str]:
     """Every word a caption can contain (for building a vocabulary that covers every query)."""
-    from indexer.synthetic.captions import TEMPLATE_WORDS
-
     phrases = [w for words in COLOUR_WORDS.values() for w in words]
     phrases += [w for words in SHAPE_WORDS.values() for w in words]
     phrases += [w for words in MOTION_PHRASES.values() for w in words]
