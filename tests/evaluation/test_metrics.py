@@ -45,13 +45,14 @@ def test_all_equal_scores_rank_last() -> None:
     assert best_ranks(np.zeros((3, 3)), [[0], [1], [2]]).tolist() == [2, 2, 2]
 
 
-def test_rerank_keeps_order_outside_the_top_k() -> None:
+def test_rerank_floors_everything_outside_the_top_k_and_ranks_ties_pessimistically() -> None:
     sim = np.array([[0.5, 0.4, 0.3, 0.2]])
     candidates = top_k(sim, 2)
     assert candidates.tolist() == [[0, 1]]
     final = rerank_scores(sim, candidates, np.array([[-1.0, 3.0]]), add_similarity=False)
     assert best_ranks(final, [[1]]).tolist() == [0]  # the ITM logit lifted item 1 over item 0
-    # Not re-ranked: -100 as in the official code, below both re-ranked candidates and tied (pessimistically) with
-    # the other candidate outside the top k.
-    assert best_ranks(final, [[2]]).tolist() == [3]
+    # Not re-ranked: -100 as in the official code, below both re-ranked candidates. Outside the top k every item
+    # ties at -100 and loses its ITC order (item 2 scored above item 3, yet both rank last): a tie counts against
+    # the ground truth, so re-ranked MnR is pessimistic (the official code's argsort breaks the tie by position).
+    assert best_ranks(final, [[2]]).tolist() == [3] and best_ranks(final, [[3]]).tolist() == [3]
     assert final[0, 0] == -1.0 and final[0, 1] == 3.0

@@ -90,12 +90,18 @@ def test_fixture_parity(fixture: dict) -> None:
 
 
 def to_pretrain_style(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Pre-training checkpoints keep a `bert.` level in the text and fusion towers."""
-    renamed = {}
-    for key, tensor in state.items():
-        key = re.sub(r"^(text_encoder|fusion_encoder)\.", r"\1.bert.", key)
-        renamed[key] = tensor
-    return renamed
+    """Pre-training checkpoints keep a `bert.` level in the text and fusion towers (added once: a state already in
+    that style comes back unchanged)."""
+    return {re.sub(r"^(text_encoder|fusion_encoder)\.(?!bert\.)", r"\1.bert.", key): t for key, t in state.items()}
+
+
+def test_pretrain_style_is_added_once() -> None:
+    """A fixture whose checkpoint is already in pre-training style must reach the loader unchanged."""
+    one = torch.zeros(1)
+    state = {"text_encoder.embeddings.w": one, "fusion_encoder.bert.layer.0.w": one, "visual_encoder.w": one}
+    once = to_pretrain_style(state)
+    assert list(once) == ["text_encoder.bert.embeddings.w", "fusion_encoder.bert.layer.0.w", "visual_encoder.w"]
+    assert to_pretrain_style(once) == once
 
 
 def with_training_extras(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
