@@ -1,10 +1,26 @@
 """An indexed archive: the catalog (the truth), the feature store and the FAISS index, opened together.
 
-The database says which clips are searchable (`ready`). The feature store holds their vectors; the FAISS file is a
-cache of those vectors that may lag behind (it is saved every so often, not after every file) or run ahead (a
-crash between writing vectors and committing them). `sync_index` brings a loaded index to exactly the ready clips,
-from the store, so a search never sees a half-indexed file and a crash never leaves an orphan vector in use.
-`archive.json` pins the model that made the vectors: searching them with another model's queries is refused.
+`Archive` is the only writer of the three stores. An index run (the local pipeline or the Ray committer) drives a
+file through them with these calls, in this order, and nothing else:
+
+    archive.start_run(model, preprocessing, roots)   # sweep a crashed run's leftovers, load the index
+    archive.begin_file(path, root, stamp, facts)     # -> media id; the file is `indexing`, its old clips forgotten
+    archive.add_clips(media_id, rows)                # -> clip ids, `pending` (not searchable)
+    archive.store_vectors(clip_ids, itc, tokens)     # a durable feature-store shard, then the in-memory index
+    archive.commit_file(media_id, ready_clip_ids)    # one transaction: the clips `ready`, the file `indexed`
+    archive.fail_file(path, root, stamp, code, msg)  # instead of commit: `failed` with its reason, clips forgotten
+    archive.retire_files(media_ids)                  # files gone from disk: `missing`, clips forgotten
+    archive.finish_run(run_id, status, counts, timings)  # saves the index
+
+Crash safety follows from that order: vectors are durable before their clips are `ready`, and a file is
+`indexing` from its first write to its commit. `start_run` (through `recover`) redoes what a kill left behind:
+pending clips of `indexing` files are dropped, and so is any stored vector of a clip that is not ready.
+
+The database says which clips are searchable (`ready`). The FAISS file is a cache of the stored vectors that may lag
+behind (it is saved every so often, not after every file) or run ahead (a crash between storing vectors and
+committing them); `sync_index` brings the loaded index to exactly the ready clips, so a search never sees a
+half-indexed file. Readers (the search engine) use `search`, `clips`, `thumbnail`, `stats` and `refresh`.
+`archive.json` pins the model that made the vectors (and the feature mode and index type chosen at the first run).
 """
 
 from __future__ import annotations
@@ -13,17 +29,22 @@ import fcntl
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from indexer.atomic import atomic_write_json
 from indexer.db import Catalog
+from indexer.db.records import CatalogStats, ClipRecord, FileStamp, MediaRecord, ProbeFacts, RunRecord, SearchFilters
 from indexer.features import FeatureStore
 from indexer.settings import Settings
-from indexer.vectors import VectorIndex
+from indexer.vectors import SearchHits, VectorIndex
 
 log = logging.getLogger(__name__)
+
+DEFAULT_FEATURE_MODE = "full"
 
 
 class ArchiveError(RuntimeError):
@@ -49,7 +70,33 @@ class VerifyReport:
         return not self.problems
 
 
+@dataclass(frozen=True)
+class FeatureStats:
+    clips: int
+    bytes: int
+    mode: str
+    by_form: dict[str, int]
+
+    @property
+    def bytes_per_clip(self) -> float:
+        return self.bytes / max(self.clips, 1)
+
+
+@dataclass(frozen=True)
+class ArchiveStats:
+    """What the archive holds, for `status` and the app's library page."""
+
+    model: str | None
+    roots: list[str]
+    catalog: CatalogStats
+    features: FeatureStats
+    last_run: RunRecord | None
+    failed: list[MediaRecord]
+
+
 class Archive:
+    """The three stores of one archive. `feature_mode` None keeps the mode the archive recorded (full if new)."""
+
     def __init__(self, settings: Settings, feature_mode: str | None = None, budget_bytes: int | None = None) -> None:
         self.settings = settings
         self.index_dir = settings.index_dir
@@ -57,15 +104,23 @@ class Archive:
         self.catalog = Catalog(settings.db_url)
         self.meta_path = self.index_dir / "archive.json"
         self.meta: dict = json.loads(self.meta_path.read_text()) if self.meta_path.exists() else {}
-        mode = feature_mode or self.meta.get("feature_mode", "full")
+        mode = feature_mode or self.meta.get("feature_mode", DEFAULT_FEATURE_MODE)
         self.store = FeatureStore(settings.features_dir, mode=mode, budget_bytes=budget_bytes)
+        self._index: VectorIndex | None = None
+        self._generation: tuple[int, int, int] | None = None
 
     @property
     def vectors_path(self) -> Path:
         return self.index_dir / "vectors.faiss"
 
+    @property
+    def model(self) -> str | None:
+        """The model the archive was indexed with (None before the first run)."""
+        return self.meta.get("model")
+
     def bind_model(self, name: str, fingerprint: str, dim: int, factory: str | None = None) -> None:
-        """Record (first run) or check (later runs) which model the archive's vectors come from."""
+        """Record (first run) or check (later runs) which model the archive's vectors come from, and record the
+        feature mode and index type asked for (so the next run, asking nothing, keeps them)."""
         recorded = self.meta.get("model_fingerprint")
         if recorded is not None and recorded != fingerprint:
             raise ArchiveError(
@@ -73,23 +128,41 @@ class Archive:
                 f"makes different vectors. Use --model {self.meta.get('model')}, or index into a new --index-dir "
                 "(or delete this one) to re-embed everything with the new model."
             )
+        wanted = {"feature_mode": self.store.mode}
         if recorded is None:
-            self.meta.update(
-                model=name,
-                model_fingerprint=fingerprint,
-                dim=dim,
-                feature_mode=self.store.mode,
-                factory=factory or "Flat",
-            )
-            self._save_meta()
-        elif factory is not None and factory != self.meta.get("factory"):
-            self.meta["factory"] = factory
+            wanted.update(model=name, model_fingerprint=fingerprint, dim=dim, factory=factory or "Flat")
+        elif factory is not None:
+            wanted["factory"] = factory
+        if any(self.meta.get(key) != value for key, value in wanted.items()):
+            self.meta.update(wanted)
             self._save_meta()
 
     def _save_meta(self) -> None:
-        temporary = self.meta_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.meta, indent=1))
-        os.replace(temporary, self.meta_path)
+        atomic_write_json(self.meta_path, self.meta, indent=1)
+
+    def check_model(self, name: str, fingerprint: str) -> None:
+        """Refuse to search this archive's vectors with another model's queries."""
+        if "model_fingerprint" not in self.meta:
+            raise ArchiveError(f"nothing has been indexed into {self.index_dir} yet: run `mplug2-search index PATH`")
+        if self.meta["model_fingerprint"] != fingerprint:
+            raise ArchiveError(
+                f"the archive was indexed with {self.meta['model']}, not {name}: search it with "
+                f"--model {self.meta['model']}"
+            )
+
+    # the vector index (a cache of the stored vectors of the ready clips)
+
+    @property
+    def index(self) -> VectorIndex:
+        """The loaded index, synced to the ready clips (loaded on first use)."""
+        if self._index is None:
+            self._open_index()
+        assert self._index is not None
+        return self._index
+
+    def _open_index(self) -> None:
+        self._generation = self.catalog.ready_signature()  # before the sync: a commit in between is seen next time
+        self._index = self.load_index()
 
     def load_index(self, sync: bool = True) -> VectorIndex:
         """The saved index (or an empty one), synced to the database's ready clips."""
@@ -129,8 +202,9 @@ class Archive:
             index.compact()
         return report
 
-    def save_index(self, index: VectorIndex) -> None:
-        index.save(self.vectors_path)
+    def save_index(self) -> None:
+        if self._index is not None:
+            self._index.save(self.vectors_path)
 
     def rebuild_index(self, factory: str | None = None) -> VectorIndex:
         """A new index from the feature store's vectors of the ready clips, saved in place of the old one."""
@@ -139,13 +213,140 @@ class Archive:
         factory = factory or self.meta.get("factory", "Flat")
         index = VectorIndex(self.meta["dim"], factory, model=self.meta["model_fingerprint"])
         report = self.sync_index(index)
-        self.save_index(index)
+        index.save(self.vectors_path)
+        self._index = index
         if factory != self.meta.get("factory"):
             self.meta["factory"] = factory
             self._save_meta()
         if report.missing_vectors:
             log.warning("%d ready clips have no stored vectors: re-index their files", len(report.missing_vectors))
         return index
+
+    # writing: one index run at a time (under IndexLock), in the order the module docstring gives
+
+    def start_run(self, model: str, preprocessing: dict, roots: list[str]) -> int:
+        """Open a run: record it, redo what a killed run left half-done, and load the index. Returns the run id."""
+        run_id = self.catalog.start_run(model, preprocessing, roots)
+        self.store.cleanup_temporary()
+        self.recover()
+        self._open_index()
+        return run_id
+
+    def recover(self) -> int:
+        """Files an earlier run left `indexing`: drop their pending clips and any vectors stored for them.
+        Returns how many orphan vectors were dropped."""
+        for record in self.catalog.media_by_status("indexing"):
+            self.catalog.discard_pending(record.id)
+            log.info("redoing %s (an earlier run was interrupted while indexing it)", record.path)
+        # With no pending clip left, every stored vector must belong to a ready clip. Others are orphans of a kill:
+        # vectors written before their file committed, or old vectors of a changed file whose rows were replaced.
+        orphans = np.setdiff1d(self.store.ids(), self.catalog.ready_clip_ids())
+        if len(orphans):
+            self.store.remove(orphans)
+            log.info("dropped %d orphan vectors left by an interrupted run", len(orphans))
+        return len(orphans)
+
+    def add_root(self, root: str | Path) -> str:
+        return self.catalog.add_root(root)
+
+    def files_under(self, root: str) -> dict[str, MediaRecord]:
+        """What the catalog knows of the files under an indexed root, by path."""
+        return {record.path: record for record in self.catalog.media_under(root)}
+
+    def touch_file(self, media_id: int, mtime: float) -> None:
+        """A file whose mtime changed but whose content did not: remember the new mtime, keep everything else."""
+        self.catalog.touch_media(media_id, mtime)
+
+    def begin_file(self, path: str, root: str, stamp: FileStamp, facts: ProbeFacts) -> int:
+        """Start (re)indexing a file: it becomes `indexing` with its probe facts; its old clips are forgotten."""
+        media_id, old_clips = self.catalog.begin_media(path, root, stamp, facts)
+        self._forget(old_clips)
+        return media_id
+
+    def add_clips(self, media_id: int, rows: Sequence[tuple[float, float, bytes | None]]) -> list[int]:
+        """Pending clips (start, end, thumbnail JPEG) of a file being indexed; returns their ids, in order."""
+        return self.catalog.add_clips(media_id, rows)
+
+    def store_vectors(self, clip_ids: np.ndarray, itc: np.ndarray, tokens: list[np.ndarray] | None, grid: int) -> None:
+        """Clips' ITC vectors and visual tokens: one durable feature-store shard, then the in-memory index."""
+        self.store.write(clip_ids, itc, tokens, grid)
+        self.index.add(clip_ids, itc)
+
+    def commit_file(self, media_id: int, ready_clip_ids: Sequence[int]) -> None:
+        """The file's vectors are durable: its clips become searchable and the file `indexed`, in one step."""
+        self.catalog.commit_media(media_id, ready_clip_ids)
+
+    def fail_file(self, path: str, root: str, stamp: FileStamp, code: str, message: str) -> None:
+        """Record why a file could not be indexed; whatever clips it had are forgotten."""
+        self._forget(self.catalog.fail_media(path, root, stamp, code, message))
+
+    def retire_files(self, media_ids: Sequence[int]) -> int:
+        """Files gone from disk: `missing`, their clips forgotten. Returns how many clips went."""
+        clip_ids = self.catalog.mark_missing(media_ids)
+        self._forget(clip_ids)
+        return len(clip_ids)
+
+    def _forget(self, clip_ids: list[int]) -> None:
+        if clip_ids:
+            self.store.remove(clip_ids)
+            if self._index is not None:
+                self._index.remove(np.array(clip_ids))
+
+    def finish_run(self, run_id: int, status: str, counts: dict, timings: dict) -> None:
+        self.save_index()
+        self.catalog.finish_run(run_id, status, counts, timings)
+
+    # reading: what the search engine and the app ask
+
+    def refresh(self) -> bool:
+        """Follow the database while an index run commits files: pick up new clips, drop retired ones. Cheap when
+        nothing changed (one aggregate query). Returns True if the index changed."""
+        if self._index is None:
+            self._open_index()
+            return True
+        signature = self.catalog.ready_signature()
+        if signature == self._generation:
+            return False
+        self.sync_index(self._index)
+        self._generation = signature
+        return True
+
+    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> SearchHits:
+        return self.index.search(vector, k, allowed)
+
+    def clips(self, ids: Sequence[int] | np.ndarray) -> list[ClipRecord]:
+        """Ready clips by id, in the order asked; unknown or not-ready ids are left out."""
+        return self.catalog.clips(ids)
+
+    def clip_ids_matching(self, filters: SearchFilters) -> np.ndarray:
+        return self.catalog.clip_ids_matching(filters)
+
+    def tokens(self, clip_ids: Sequence[int]) -> list[np.ndarray | None]:
+        return self.store.tokens(clip_ids)
+
+    def thumbnail(self, clip_id: int) -> bytes | None:
+        return self.catalog.thumbnail(clip_id)
+
+    def media(self, path: str) -> MediaRecord | None:
+        return self.catalog.media_by_path(path)
+
+    def roots(self) -> list[str]:
+        return self.catalog.roots()
+
+    def is_under_root(self, path: str | Path) -> bool:
+        return self.catalog.is_under_root(path)
+
+    def stats(self) -> ArchiveStats:
+        self.store.refresh()
+        features = self.store.stats()
+        return ArchiveStats(
+            model=self.model,
+            roots=self.catalog.roots(),
+            catalog=self.catalog.stats(),
+            features=FeatureStats(features["clips"], features["bytes"], features["mode"], features["by_form"]),
+            last_run=self.catalog.last_run(),
+            failed=self.catalog.failed_media(),
+        )
 
     def verify(self) -> VerifyReport:
         """Do the database, the feature store and the saved index agree? (The saved file, not a synced copy.)"""
@@ -177,7 +378,7 @@ class Archive:
                 f"the saved vector index holds {len(indexed)} clips, {len(np.setdiff1d(indexed, ready))} "
                 f"of them not searchable, and misses {len(np.setdiff1d(ready, indexed))} searchable ones"
             )
-        pending = self.catalog.stats()["clips_pending"]
+        pending = self.catalog.stats().clips_pending
         if pending:
             problems.append(
                 f"{pending} clips are pending (an index run was interrupted): run `mplug2-search index` again"

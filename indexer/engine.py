@@ -14,16 +14,31 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from indexer.archive import Archive, ArchiveError
+from indexer.archive import Archive, ArchiveError, ArchiveStats
 from indexer.db.records import ClipRecord, SearchFilters
-from indexer.media.decode import DecodeRequest, DecodeResult
+from indexer.media.decode import DecodeResult, model_request
 from indexer.media.workers import DecodePool
+from indexer.serving import NotServable, OpenClip, Playable, open_clip, playable
 from indexer.settings import Settings, default_model_dir
 from mplug2.bundle import ModelBundle, load_model_bundle
+
+__all__ = [
+    "ArchiveError",
+    "ArchiveStats",
+    "Library",
+    "NotServable",
+    "OpenClip",
+    "Playable",
+    "SearchEngine",
+    "SearchFilters",
+    "SearchResponse",
+    "SearchResult",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +70,16 @@ class SearchResponse:
 
 
 class SearchEngine:
-    def __init__(self, settings: Settings, bundle: ModelBundle, workers: int = 1) -> None:
+    """Searches one archive with one model. Reads go through the archive; the engine writes nothing."""
+
+    def __init__(
+        self, settings: Settings, bundle: ModelBundle, workers: int = 1, archive: Archive | None = None
+    ) -> None:
         self.settings = settings
         self.bundle = bundle
-        self.archive = Archive(settings)
-        if "model_fingerprint" not in self.archive.meta:
-            raise ArchiveError(
-                f"nothing has been indexed into {settings.index_dir} yet: run `mplug2-search index PATH`"
-            )
-        if self.archive.meta["model_fingerprint"] != bundle.fingerprint:
-            raise ArchiveError(
-                f"the archive was indexed with {self.archive.meta['model']}, not {bundle.name}: search it with "
-                f"--model {self.archive.meta['model']}"
-            )
-        self.catalog = self.archive.catalog
-        self.store = self.archive.store
-        self.index = self.archive.load_index()
-        self._signature = self._ready_signature()
+        self.archive = archive or Archive(settings)
+        self.archive.check_model(bundle.name, bundle.fingerprint)
+        self.archive.refresh()  # loads the index now, not on the first query
         self._workers = workers
         self._pool: DecodePool | None = None
 
@@ -79,29 +87,21 @@ class SearchEngine:
     def open(cls, settings: Settings, model: str | None = None, device: str | None = None) -> SearchEngine:
         """The engine over the archive in `settings`, with the model it was indexed with (or `model`)."""
         archive = Archive(settings)
-        name = model or archive.meta.get("model") or str(default_model_dir())
-        archive.close()
-        return cls(settings, load_model_bundle(name, device=device))
+        try:
+            name = model or archive.model or str(default_model_dir())
+            return cls(settings, load_model_bundle(name, device=device), archive=archive)
+        except BaseException:
+            archive.close()
+            raise
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
         self.archive.close()
 
-    # freshness: an index run may be committing files while we search
-
-    def _ready_signature(self) -> tuple[int, int, int]:
-        ids = self.catalog.ready_clip_ids()
-        return (len(ids), int(ids.max()) if len(ids) else -1, int(ids.sum()) if len(ids) else 0)
-
     def refresh(self) -> bool:
-        """Follow the database: pick up newly committed clips and drop retired ones. Returns True if it changed."""
-        signature = self._ready_signature()
-        if signature == self._signature:
-            return False
-        self.archive.sync_index(self.index)
-        self._signature = signature
-        return True
+        """Follow the database while an index run commits files. Returns True if the searchable set changed."""
+        return self.archive.refresh()
 
     # search
 
@@ -133,7 +133,7 @@ class SearchEngine:
         allowed = None
         if filters is not None and not filters.is_empty():
             started = time.perf_counter()
-            allowed = self.catalog.clip_ids_matching(filters)
+            allowed = self.archive.clip_ids_matching(filters)
             timings["filter"] = time.perf_counter() - started
             if len(allowed) == 0:
                 return SearchResponse(_label(query), [], timings)
@@ -156,12 +156,12 @@ class SearchEngine:
         timings["vector_search"] = timings["metadata"] = 0.0
         while True:
             started = time.perf_counter()
-            hits = self.index.search(vector, fetch, allowed)
+            hits = self.archive.search(vector, fetch, allowed)
             timings["vector_search"] += time.perf_counter() - started
             valid = hits.ids[0] >= 0
             ids, scores = hits.ids[0][valid], hits.scores[0][valid]
             started = time.perf_counter()
-            records = self.catalog.clips(ids)
+            records = self.archive.clips(ids)
             timings["metadata"] += time.perf_counter() - started
             by_id = dict(zip(ids.tolist(), scores.tolist(), strict=True))
             itc = np.array([by_id[r.id] for r in records], dtype=np.float64)
@@ -172,7 +172,7 @@ class SearchEngine:
 
     def _itm(self, text, records: list[ClipRecord]) -> np.ndarray:
         """ITM match logits of the query against each record's visual tokens."""
-        tokens = self.store.tokens([r.id for r in records])
+        tokens = self.archive.tokens([r.id for r in records])
         missing = [i for i, t in enumerate(tokens) if t is None]
         if missing:
             for position, computed in zip(missing, self._recompute_tokens([records[i] for i in missing]), strict=True):
@@ -192,18 +192,9 @@ class SearchEngine:
         """Visual tokens straight from the files (feature mode `none`), decoded in a worker process."""
         if self._pool is None:
             self._pool = DecodePool(self._workers, timeout_s=60)
-        config = self.bundle.config
-        preprocess = config.preprocess
         requests = [
-            DecodeRequest(
-                r.path,
-                spans=((r.start, r.end if r.kind == "video" else None),),
-                num_frames=preprocess.num_frames if r.kind == "video" else 1,
-                size=config.image_size,
-                interpolation=preprocess.video_interpolation if r.kind == "video" else preprocess.image_interpolation,
-                tag=position,
-            )
-            for position, r in enumerate(records)
+            model_request(self.bundle.config, r.path, r.kind, ((r.start, r.end if r.kind == "video" else None),), tag=i)
+            for i, r in enumerate(records)
         ]
         tokens: list[np.ndarray | None] = [None] * len(records)
         for request, outcome in self._pool.imap(requests):
@@ -220,8 +211,37 @@ class SearchEngine:
             tokens[request.tag] = output.tokens[0].cpu().numpy()
         return tokens
 
+    # what the app shows beside the results
+
     def thumbnail(self, clip_id: int) -> bytes | None:
-        return self.catalog.thumbnail(clip_id)
+        return self.archive.thumbnail(clip_id)
+
+    def open_clip(self, raw_clip_id: object) -> OpenClip:
+        """A result the page asks to play, by its id (raises `NotServable` with the reason to show)."""
+        return open_clip(self.archive, raw_clip_id)
+
+    def playable(self, clip: OpenClip, preview_dir: Path) -> Playable:
+        """The clip as the browser can play it (raises `NotServable` when it cannot be converted)."""
+        return playable(self.archive, clip, preview_dir)
+
+    def roots(self) -> list[str]:
+        return self.archive.roots()
+
+    def stats(self) -> ArchiveStats:
+        return self.archive.stats()
+
+
+class Library:
+    """The archive's contents for a page that needs no model (what is indexed, what failed): read-only."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._archive = Archive(settings)
+
+    def stats(self) -> ArchiveStats:
+        return self._archive.stats()
+
+    def close(self) -> None:
+        self._archive.close()
 
 
 def _label(query: str | np.ndarray) -> str:

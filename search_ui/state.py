@@ -1,7 +1,8 @@
 """The app's heavy objects, loaded once per server process (`st.cache_resource`) and shared by every session.
 
 The search engine holds the model, the FAISS index and the database engine. Streamlit runs each session's script in
-its own thread, so searches go through one lock: the model and the index are not used from two threads at once.
+its own thread, so every call into the engine goes through one lock: the model, the index and the archive's reads
+are not used from two threads at once (the archive may sync its index on any call while a run commits files).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from indexer.archive import Archive
-from indexer.engine import SearchEngine
+from indexer.engine import ArchiveStats, Library, OpenClip, Playable, SearchEngine, SearchResponse
 from indexer.settings import Settings, default_home, load_settings
 
 
@@ -32,19 +32,35 @@ def app_config() -> AppConfig:
 
 
 class SharedEngine:
-    """A search engine behind a lock."""
+    """A search engine behind a lock: the app's one way to it."""
 
     def __init__(self, engine: SearchEngine) -> None:
-        self.engine = engine
-        self.lock = threading.Lock()
+        self._engine = engine
+        self._lock = threading.Lock()
 
-    def search(self, *args, **kwargs):
-        with self.lock:
-            return self.engine.search(*args, **kwargs)
+    @property
+    def model_name(self) -> str:
+        return self._engine.bundle.name  # fixed for the engine's life: no lock needed
+
+    def search(self, *args, **kwargs) -> SearchResponse:
+        with self._lock:
+            return self._engine.search(*args, **kwargs)
 
     def thumbnail(self, clip_id: int) -> bytes | None:
-        with self.lock:
-            return self.engine.thumbnail(clip_id)
+        with self._lock:
+            return self._engine.thumbnail(clip_id)
+
+    def open_clip(self, raw_clip_id: object) -> OpenClip:
+        with self._lock:
+            return self._engine.open_clip(raw_clip_id)
+
+    def playable(self, clip: OpenClip, preview_dir: Path) -> Playable:
+        with self._lock:  # a first preview runs ffmpeg under the lock: one conversion at a time
+            return self._engine.playable(clip, preview_dir)
+
+    def roots(self) -> list[str]:
+        with self._lock:
+            return self._engine.roots()
 
 
 @st.cache_resource(show_spinner="Loading the model and the index…")
@@ -53,7 +69,18 @@ def shared_engine(settings: Settings) -> SharedEngine:
     return SharedEngine(SearchEngine.open(settings, settings.model))
 
 
+class SharedLibrary:
+    """The archive's contents without a model (the library page), behind a lock."""
+
+    def __init__(self, library: Library) -> None:
+        self._library = library
+        self._lock = threading.Lock()
+
+    def stats(self) -> ArchiveStats:
+        with self._lock:
+            return self._library.stats()
+
+
 @st.cache_resource
-def shared_archive(settings: Settings) -> Archive:
-    """The catalog and feature store, for the library page: opened without the model."""
-    return Archive(settings)
+def shared_library(settings: Settings) -> SharedLibrary:
+    return SharedLibrary(Library(settings))

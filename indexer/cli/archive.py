@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +14,10 @@ import click
 
 from indexer.cli import cli
 from indexer.cli.errors import UserError
+from indexer.options import IndexOptions
+
+_INDEX = IndexOptions()  # the `index` command's defaults are the library's
+_SEGMENT = _INDEX.segment
 
 
 def archive_options(function: Callable) -> Callable:
@@ -59,28 +62,31 @@ def _fail(error: Exception) -> None:
 @click.option(
     "--feature-mode",
     type=click.Choice(["full", "pooled", "none"]),
-    default="full",
-    show_default=True,
-    help="Re-rank features kept per clip: every visual token, a 2x2-pooled form, or none (recomputed).",
+    help="Re-rank features kept per clip: every visual token, a 2x2-pooled form, or none (recomputed). "
+    "Default: what the archive recorded at its first run (full for a new archive).",
 )
 @click.option("--feature-budget", type=int, help="Disk budget for re-rank features, in MB (then pooled, then none).")
 @click.option("--index-type", help="FAISS index: Flat (exact, default), HNSW32, IVF1024,PQ32, auto, ...")
-@click.option("--segment", type=click.Choice(["fixed", "shots"]), default="fixed", show_default=True)
-@click.option("--window", type=float, default=10.0, show_default=True, help="Clip length for fixed windows (s).")
+@click.option("--segment", type=click.Choice(["fixed", "shots"]), default=_SEGMENT.mode, show_default=True)
+@click.option("--window", type=float, default=_SEGMENT.window, show_default=True, help="Fixed window length (s).")
 @click.option("--stride", type=float, help="Step between fixed windows (s); default: the window.")
-@click.option("--min-clip", type=float, default=2.0, show_default=True)
-@click.option("--max-clip", type=float, default=30.0, show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True, help="Decode processes.")
+@click.option("--min-clip", type=float, default=_SEGMENT.min_len, show_default=True)
+@click.option("--max-clip", type=float, default=_SEGMENT.max_len, show_default=True)
+@click.option("--workers", type=int, default=_INDEX.workers, show_default=True, help="Decode processes.")
 @click.option(
     "--decoder",
     type=click.Choice(["auto", "torchcodec", "decord", "ffmpeg"]),
-    default="auto",
+    default=_INDEX.decoder,
     show_default=True,
     help="Video decoder: auto (decord, then the ffmpeg CLI), torchcodec (NVDEC on a GPU, else CPU; then ffmpeg).",
 )
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--decode-timeout", type=float, default=120.0, show_default=True, help="Seconds per clip.")
-@click.option("--decode-memory-mb", type=int, default=4096, show_default=True, help="Per decode process.")
+@click.option("--batch-size", type=int, default=_INDEX.batch_size, show_default=True)
+@click.option(
+    "--decode-timeout", type=float, default=_INDEX.decode_timeout_s, show_default=True, help="Seconds per clip."
+)
+@click.option(
+    "--decode-memory-mb", type=int, default=_INDEX.decode_memory_mb, show_default=True, help="Per decode process."
+)
 @click.option("--retry-failed", is_flag=True, help="Try files that failed before even if unchanged.")
 @click.option(
     "--progress-file",
@@ -93,7 +99,7 @@ def index(
     db_url: str | None,
     index_dir: Path | None,
     model: str | None,
-    feature_mode: str,
+    feature_mode: str | None,
     feature_budget: int | None,
     index_type: str | None,
     segment: str,
@@ -114,13 +120,13 @@ def index(
     skipped, deleted ones retired. Safe to interrupt (Ctrl-C or a crash) and run again."""
     from indexer.archive import Archive, ArchiveError
     from indexer.media.segment import SegmentPolicy
-    from indexer.pipeline import IndexOptions, index_paths
+    from indexer.pipeline import index_paths
     from indexer.settings import default_model_dir
     from mplug2.bundle import load_model_bundle
 
     settings = _settings(db_url, index_dir, model)
     archive = Archive(settings)
-    name = settings.model or archive.meta.get("model") or str(default_model_dir())
+    name = settings.model or archive.model or str(default_model_dir())
     empty = _without_media(paths, archive)
     archive.close()
     if len(empty) == len(paths):  # one empty folder among others is left to the run: the rest still gets indexed
@@ -133,7 +139,7 @@ def index(
         feature_mode=feature_mode,
         feature_budget_mb=feature_budget,
         factory=index_type,
-        segment=SegmentPolicy(segment, window, stride, min_clip, max_clip),
+        segment=SegmentPolicy(segment, window, stride, min_clip, max_clip, _SEGMENT.scene_threshold),
         workers=workers,
         decoder=decoder,
         decode_timeout_s=decode_timeout,
@@ -181,7 +187,7 @@ def _without_media(paths: tuple[Path, ...], archive) -> list[Path]:
     for path in paths:
         resolved = path.resolve()
         no_files = resolved.is_dir() and next(walk_media(resolved, set()), None) is None
-        if no_files and not archive.catalog.media_under(str(resolved)):
+        if no_files and not archive.files_under(str(resolved)):
             empty.append(path)
     return empty
 
@@ -205,10 +211,9 @@ class ProgressFile:
         self._write({**self.state, **final})
 
     def _write(self, content: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".partial")
-        partial.write_text(json.dumps(content, default=str))
-        os.replace(partial, self.path)
+        from indexer.atomic import atomic_write_json
+
+        atomic_write_json(self.path, content, default=str)
 
 
 def _print_summary(summary) -> None:
@@ -345,39 +350,42 @@ def _print_results(response) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def status(db_url: str | None, index_dir: Path | None, as_json: bool) -> None:
     """What is indexed: files by kind and status, searchable clips, the last run, and files that failed."""
+    from dataclasses import asdict
+
     from indexer.archive import Archive
 
     archive = Archive(_settings(db_url, index_dir))
-    stats = archive.catalog.stats()
-    run = archive.catalog.last_run()
-    failed = archive.catalog.failed_media()
-    store = archive.store.stats()
+    stats = archive.stats()
+    archive.close()
+    catalog, store, run = stats.catalog, stats.features, stats.last_run
     if as_json:
         click.echo(
             json.dumps(
                 {
-                    "catalog": stats,
-                    "features": store,
-                    "model": archive.meta.get("model"),
+                    "model": stats.model,
+                    "roots": stats.roots,
+                    "files": [asdict(count) for count in catalog.files],
+                    "clips": {"ready": catalog.clips_ready, "pending": catalog.clips_pending},
+                    "features": {**asdict(store), "bytes_per_clip": store.bytes_per_clip},
                     "last_run": vars(run) if run else None,
-                    "failed": [{"path": m.path, "code": m.error_code, "error": m.error} for m in failed],
+                    "failed": [{"path": m.path, "code": m.error_code, "error": m.error} for m in stats.failed],
                 },
                 default=str,
                 indent=1,
             )
         )
         return
-    click.echo(f"model: {archive.meta.get('model', '(nothing indexed yet)')}")
-    click.echo(f"roots: {', '.join(archive.catalog.roots()) or '(none)'}")
-    for key, count in sorted(stats["media"].items()):
-        click.echo(f"  {key:24} {count}")
+    click.echo(f"model: {stats.model or '(nothing indexed yet)'}")
+    click.echo(f"roots: {', '.join(stats.roots) or '(none)'}")
+    for count in catalog.files:
+        click.echo(f"  {count.kind + '/' + count.status:24} {count.files}")
     click.echo(
-        f"searchable clips: {stats['clips_ready']} (feature store: {store['bytes'] / 2**20:.1f} MB, "
-        f"{store['bytes_per_clip'] / 1024:.1f} KB per clip, {store['by_form']})"
+        f"searchable clips: {catalog.clips_ready} (feature store: {store.bytes / 2**20:.1f} MB, "
+        f"{store.bytes_per_clip / 1024:.1f} KB per clip, {store.by_form})"
     )
     if run:
         click.echo(f"last run #{run.id}: {run.status}, {run.counts}, timings {run.timings}")
-    for media in failed:
+    for media in stats.failed:
         click.echo(f"  failed: {media.path}: {media.error_code}: {media.error}")
 
 

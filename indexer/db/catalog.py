@@ -27,7 +27,10 @@ from indexer.db.records import (
     INDEXED,
     INDEXING,
     MISSING,
+    CatalogStats,
     ClipRecord,
+    FileCount,
+    FileStamp,
     MediaRecord,
     ProbeFacts,
     RunRecord,
@@ -140,26 +143,17 @@ class Catalog:
         with self._session() as session:
             return [_media_record(r) for r in session.scalars(select(Media).where(Media.status == status))]
 
-    def begin_media(
-        self, path: str, root: str, size: int, mtime: float, content_hash: str | None, facts: ProbeFacts
-    ) -> tuple[int, list[int]]:
+    def begin_media(self, path: str, root: str, stamp: FileStamp, facts: ProbeFacts) -> tuple[int, list[int]]:
         """Mark a file as being (re)indexed: status `indexing`, its probe facts stored, its old clips dropped.
 
         Returns the media id and the ids of the clips it had (to drop from the vector index and feature store).
         """
         with self._session() as session, session.begin():
-            row = session.scalar(select(Media).where(Media.path == path))
-            if row is None:
-                row = Media(path=path, root=root, size=size, mtime=mtime, status=INDEXING, updated_at=_now())
-                session.add(row)
-                session.flush()
-            old_clip_ids = list(session.scalars(select(Clip.id).where(Clip.media_id == row.id)))
-            session.execute(delete(Clip).where(Clip.media_id == row.id))
-            row.root, row.size, row.mtime, row.content_hash = root, size, mtime, content_hash
+            row, old_clip_ids = _reset_media(session, path, root, stamp, INDEXING)
             row.kind, row.duration, row.fps, row.frame_count = facts.kind, facts.duration, facts.fps, facts.frame_count
             row.width, row.height, row.codec, row.rotation = facts.width, facts.height, facts.codec, facts.rotation
             row.creation_time = facts.creation_time
-            row.status, row.error_code, row.error, row.updated_at = INDEXING, None, None, _now()
+            row.error_code, row.error = None, None
             return row.id, old_clip_ids
 
     def add_clips(self, media_id: int, spans: Sequence[tuple[float, float, bytes | None]]) -> list[int]:
@@ -180,22 +174,15 @@ class Catalog:
             if ready:
                 session.execute(update(Clip).where(Clip.id.in_(ready)).values(status=CLIP_READY))
             session.execute(delete(Clip).where(Clip.media_id == media_id, Clip.status == CLIP_PENDING))
-            session.execute(update(Media).where(Media.id == media_id).values(status=INDEXED, indexed_at=_now()))
+            session.execute(
+                update(Media).where(Media.id == media_id).values(status=INDEXED, indexed_at=_now(), updated_at=_now())
+            )
 
-    def fail_media(
-        self, path: str, root: str, size: int, mtime: float, code: str, message: str, content_hash: str | None = None
-    ) -> list[int]:
+    def fail_media(self, path: str, root: str, stamp: FileStamp, code: str, message: str) -> list[int]:
         """Record a file that could not be indexed; drops any clips it had. Returns their ids."""
         with self._session() as session, session.begin():
-            row = session.scalar(select(Media).where(Media.path == path))
-            if row is None:
-                row = Media(path=path, root=root, size=size, mtime=mtime, status=FAILED, updated_at=_now())
-                session.add(row)
-                session.flush()
-            old_clip_ids = list(session.scalars(select(Clip.id).where(Clip.media_id == row.id)))
-            session.execute(delete(Clip).where(Clip.media_id == row.id))
-            row.root, row.size, row.mtime, row.content_hash = root, size, mtime, content_hash
-            row.status, row.error_code, row.error, row.updated_at = FAILED, code, message, _now()
+            row, old_clip_ids = _reset_media(session, path, root, stamp, FAILED)
+            row.error_code, row.error = code, message
             return old_clip_ids
 
     def touch_media(self, media_id: int, mtime: float) -> None:
@@ -261,6 +248,14 @@ class Catalog:
             ids = session.scalars(select(Clip.id).where(Clip.status == CLIP_READY).order_by(Clip.id))
             return np.fromiter(ids, dtype=np.int64)
 
+    def ready_signature(self) -> tuple[int, int, int]:
+        """(count, max id, sum of ids) of the ready clips: changes whenever a file is committed or retired (clip ids
+        are never reused), computed by the database over its status index instead of fetching every id."""
+        query = select(func.count(), func.max(Clip.id), func.sum(Clip.id)).where(Clip.status == CLIP_READY)
+        with self._session() as session:
+            count, largest, total = session.execute(query).one()
+        return int(count), int(largest if largest is not None else -1), int(total or 0)
+
     def clip_ids_matching(self, filters: SearchFilters) -> np.ndarray:
         """Ready clip ids whose file passes every filter (the allow-list for a filtered vector search)."""
         query = select(Clip.id).join(Media, Clip.media_id == Media.id).where(Clip.status == CLIP_READY)
@@ -321,18 +316,20 @@ class Catalog:
 
     # status
 
-    def stats(self) -> dict:
-        """Counts of files by kind and status, and of searchable clips."""
+    def stats(self) -> CatalogStats:
+        """Counts of files by kind and status, and of clips by state."""
         with self._session() as session:
-            by_status = {
-                f"{kind or 'unknown'}/{status}": count
+            files = tuple(
+                FileCount(kind or "unknown", status, count)
                 for kind, status, count in session.execute(
-                    select(Media.kind, Media.status, func.count()).group_by(Media.kind, Media.status)
+                    select(Media.kind, Media.status, func.count())
+                    .group_by(Media.kind, Media.status)
+                    .order_by(Media.kind, Media.status)
                 )
-            }
+            )
             ready = session.scalar(select(func.count()).select_from(Clip).where(Clip.status == CLIP_READY)) or 0
             pending = session.scalar(select(func.count()).select_from(Clip).where(Clip.status == CLIP_PENDING)) or 0
-        return {"media": by_status, "clips_ready": ready, "clips_pending": pending}
+        return CatalogStats(files, ready, pending)
 
     def failed_media(self) -> list[MediaRecord]:
         return self.media_by_status(FAILED)
@@ -345,6 +342,20 @@ def _chunks(values: list[int], size: int) -> Iterable[list[int]]:
 
 def _timestamp(moment: datetime) -> float:
     return moment.timestamp() if moment.tzinfo else moment.replace(tzinfo=timezone.utc).timestamp()
+
+
+def _reset_media(session: Session, path: str, root: str, stamp: FileStamp, status: str) -> tuple[Media, list[int]]:
+    """The file's row (created if new) with its clips dropped and its stamp and status set; the old clip ids."""
+    row = session.scalar(select(Media).where(Media.path == path))
+    if row is None:
+        row = Media(path=path, root=root, size=stamp.size, mtime=stamp.mtime, status=status, updated_at=_now())
+        session.add(row)
+        session.flush()
+    old_clip_ids = list(session.scalars(select(Clip.id).where(Clip.media_id == row.id)))
+    session.execute(delete(Clip).where(Clip.media_id == row.id))
+    row.root, row.size, row.mtime, row.content_hash = root, stamp.size, stamp.mtime, stamp.content_hash
+    row.status, row.updated_at = status, _now()
+    return row, old_clip_ids
 
 
 def _media_record(row: Media) -> MediaRecord:

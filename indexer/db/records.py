@@ -12,6 +12,15 @@ CLIP_PENDING, CLIP_READY = "pending", "ready"
 
 
 @dataclass(frozen=True)
+class FileStamp:
+    """How a file looked when it was read: what tells a later run whether it changed."""
+
+    size: int
+    mtime: float
+    content_hash: str | None = None
+
+
+@dataclass(frozen=True)
 class ProbeFacts:
     """What indexing learned about a file, written with it."""
 
@@ -75,6 +84,26 @@ class RunRecord:
     roots: list
     counts: dict
     timings: dict
+
+
+@dataclass(frozen=True)
+class FileCount:
+    kind: str  # video | image | unknown (failed before probing)
+    status: str
+    files: int
+
+
+@dataclass(frozen=True)
+class CatalogStats:
+    """Files by kind and status, and clips by state."""
+
+    files: tuple[FileCount, ...]
+    clips_ready: int
+    clips_pending: int
+
+    def count(self, status: str | None = None, kind: str | None = None) -> int:
+        """Files with this status and/or of this kind (None: any)."""
+        return sum(c.files for c in self.files if status in (None, c.status) and kind in (None, c.kind))
 
 
 @dataclass(frozen=True)

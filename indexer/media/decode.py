@@ -83,6 +83,7 @@ def model_request(
     *,
     num_frames: int | None = None,
     thumbnail_side: int | None = None,
+    backend: Backend = "auto",
     info: MediaInfo | None = None,
     tag: object = None,
 ) -> DecodeRequest:
@@ -97,6 +98,7 @@ def model_request(
         size=config.image_size,
         interpolation=preprocess.video_interpolation if video else preprocess.image_interpolation,  # type: ignore[arg-type]
         thumbnail_side=thumbnail_side,
+        backend=backend,
         info=info,
         tag=tag,
     )

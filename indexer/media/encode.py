@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.atomic import atomic_write
+
 
 class EncoderUnavailableError(RuntimeError):
     """ffmpeg, or the requested encoder inside it, is not installed or refused the job."""
@@ -93,3 +95,21 @@ def encode_frames(
     if process.returncode != 0:
         raise EncoderUnavailableError(f"ffmpeg could not encode {path} with {codec}: {message}")
     return path
+
+
+def cut_for_browser(source: str | Path, start: float, end: float, target: Path, timeout_s: float = 300.0) -> Path:
+    """An H.264 MP4 of [start, end) of `source` that any browser plays, written whole or not at all."""
+
+    def transcode(temporary: Path) -> None:
+        command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y", "-ss", f"{start:.3f}"]
+        command += ["-to", f"{end:.3f}", "-i", str(source), "-map", "0:v:0", "-c:v", "libx264"]
+        command += ["-preset", "veryfast", "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4"]
+        try:
+            subprocess.run([*command, str(temporary)], check=True, capture_output=True, timeout=timeout_s)
+        except subprocess.CalledProcessError as error:
+            message = error.stderr.decode(errors="replace").strip()[-300:] or f"exit code {error.returncode}"
+            raise EncoderUnavailableError(f"ffmpeg failed: {message}") from None
+        except subprocess.TimeoutExpired:
+            raise EncoderUnavailableError(f"ffmpeg took longer than {timeout_s:.0f} s") from None
+
+    return atomic_write(target, transcode)

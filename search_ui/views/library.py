@@ -7,7 +7,7 @@ from datetime import datetime
 import streamlit as st
 
 from search_ui import jobs
-from search_ui.state import AppConfig, shared_archive
+from search_ui.state import AppConfig, shared_library
 
 STAGES = ("read", "probe", "decode", "decode_wait", "encode", "write", "total")
 
@@ -50,30 +50,23 @@ def render(config: AppConfig) -> None:
     st.title("Library")
     _start_form(config)
     _job_panel(config)
-    archive = shared_archive(config.settings)
-    catalog = archive.catalog
-    stats = catalog.stats()
-    media = stats["media"]
-    indexed = sum(count for key, count in media.items() if key.endswith("/indexed"))
-    failed = sum(count for key, count in media.items() if key.endswith("/failed"))
+    stats = shared_library(config.settings).stats()
     first, second, third = st.columns(3)
-    first.metric("Files indexed", indexed)
-    second.metric("Searchable clips", stats["clips_ready"])
-    third.metric("Files that failed", failed)
-    roots = catalog.roots()
-    if not roots:
+    first.metric("Files indexed", stats.catalog.count("indexed"))
+    second.metric("Searchable clips", stats.catalog.clips_ready)
+    third.metric("Files that failed", stats.catalog.count("failed"))
+    if not stats.roots:
         st.info("Nothing indexed yet. Give a folder above, or run `mplug2-search index FOLDER`.")
         return
-    st.caption("Indexed folders: " + ", ".join(f"`{root}`" for root in roots))
-    failures = catalog.failed_media()
-    if failures:
+    st.caption("Indexed folders: " + ", ".join(f"`{root}`" for root in stats.roots))
+    if stats.failed:
         st.subheader("Files that could not be indexed")
         st.dataframe(
-            [{"file": m.path, "problem": m.error_code, "details": m.error} for m in failures],
+            [{"file": m.path, "problem": m.error_code, "details": m.error} for m in stats.failed],
             hide_index=True,
             width="stretch",
         )
-    run = catalog.last_run()
+    run = stats.last_run
     if run is not None:
         st.subheader(f"Last index run (#{run.id}, {run.status})")
         finished = run.finished_at.strftime("%Y-%m-%d %H:%M") if isinstance(run.finished_at, datetime) else "running"
@@ -84,4 +77,6 @@ def render(config: AppConfig) -> None:
         )
         st.json(run.counts, expanded=False)
     with st.expander("Files by kind and status"):
-        st.dataframe([{"kind/status": key, "files": count} for key, count in sorted(media.items())], hide_index=True)
+        st.dataframe(
+            [{"kind": c.kind, "status": c.status, "files": c.files} for c in stats.catalog.files], hide_index=True
+        )

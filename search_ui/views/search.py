@@ -9,11 +9,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from indexer.archive import ArchiveError
-from indexer.db.records import SearchFilters
-from indexer.engine import SearchResponse, SearchResult
+from indexer.engine import ArchiveError, NotServable, SearchFilters, SearchResponse, SearchResult
 from indexer.settings import bundled_model_note, is_bundled_model
-from search_ui.files import NotServable, playable_video, servable_clip
 from search_ui.state import AppConfig, SharedEngine, shared_engine
 
 COLUMNS = 4
@@ -71,10 +68,11 @@ def _read_upload(upload) -> np.ndarray:
 def _player(engine: SharedEngine, clip_id: object, preview_dir: Path) -> None:
     """The clip from its start (stopping at its end), or the image, above the results."""
     try:
-        record, path = servable_clip(engine.engine.catalog, clip_id)
+        clip = engine.open_clip(clip_id)
     except NotServable as refusal:
         st.warning(f"Cannot open that result: {refusal}")
         return
+    record, path = clip.record, clip.path
     with st.container(border=True, key="player"):
         media_column, details = st.columns([3, 2])
         with media_column:
@@ -82,11 +80,11 @@ def _player(engine: SharedEngine, clip_id: object, preview_dir: Path) -> None:
                 st.image(str(path), width="stretch")
             else:
                 try:
-                    video, start, end = playable_video(engine.engine.catalog, record, path, preview_dir)
+                    video = engine.playable(clip, preview_dir)
                 except NotServable as refusal:
                     st.warning(str(refusal))
                 else:
-                    st.video(str(video), start_time=start, end_time=end, autoplay=True, muted=True)
+                    st.video(str(video.path), start_time=video.start, end_time=video.end, autoplay=True, muted=True)
         with details:
             st.markdown(f"#### {path.name}")
             st.caption(f"`{path.parent}`")
@@ -142,9 +140,9 @@ def render(config: AppConfig) -> None:
     except (FileNotFoundError, ValueError) as error:
         st.error(f"The model could not be loaded: {error}")
         return
-    if is_bundled_model(engine.engine.bundle.name):
+    if is_bundled_model(engine.model_name):
         st.info(bundled_model_note()[0].upper() + bundled_model_note()[1:] + ".", icon=":material/info:")
-    k, rerank_k, one_per_file, filters = _controls(engine.engine.catalog.roots())
+    k, rerank_k, one_per_file, filters = _controls(engine.roots())
     with st.form("query", border=False):
         text_column, button_column = st.columns([8, 1], vertical_alignment="bottom")
         query = text_column.text_input(

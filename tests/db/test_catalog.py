@@ -7,14 +7,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from indexer.db import Catalog, SearchFilters
-from indexer.db.records import ProbeFacts
+from indexer.db.records import FileCount, FileStamp, ProbeFacts
 
 VIDEO = ProbeFacts("video", 30.0, 25.0, 750, 1280, 720, "h264", 0)
 IMAGE = ProbeFacts("image", 0.0, 0.0, 1, 640, 480, "mjpeg", 0)
 
 
 def index_file(catalog: Catalog, path: str, facts: ProbeFacts, spans, mtime: float = 1_700_000_000.0) -> list[int]:
-    media_id, _ = catalog.begin_media(path, "/archive", 1000, mtime, "hash-" + path, facts)
+    media_id, _ = catalog.begin_media(path, "/archive", FileStamp(1000, mtime, "hash-" + path), facts)
     ids = catalog.add_clips(media_id, [(start, end, b"jpeg") for start, end in spans])
     catalog.commit_media(media_id, ids)
     return ids
@@ -22,7 +22,7 @@ def index_file(catalog: Catalog, path: str, facts: ProbeFacts, spans, mtime: flo
 
 def test_clips_become_searchable_only_when_committed(db_url: str) -> None:
     catalog = Catalog(db_url)
-    media_id, old = catalog.begin_media("/archive/a.mp4", "/archive", 10, 1.0, None, VIDEO)
+    media_id, old = catalog.begin_media("/archive/a.mp4", "/archive", FileStamp(10, 1.0), VIDEO)
     assert old == []
     ids = catalog.add_clips(media_id, [(0.0, 10.0, b"x"), (10.0, 20.0, None)])
     assert catalog.clips(ids) == [] and len(catalog.ready_clip_ids()) == 0
@@ -37,7 +37,7 @@ def test_clips_become_searchable_only_when_committed(db_url: str) -> None:
 def test_reindexing_a_file_replaces_its_clips_and_never_reuses_ids(db_url: str) -> None:
     catalog = Catalog(db_url)
     first = index_file(catalog, "/archive/a.mp4", VIDEO, [(0, 10), (10, 20)])
-    media_id, old = catalog.begin_media("/archive/a.mp4", "/archive", 20, 2.0, "new", VIDEO)
+    media_id, old = catalog.begin_media("/archive/a.mp4", "/archive", FileStamp(20, 2.0, "new"), VIDEO)
     assert sorted(old) == sorted(first)
     second = catalog.add_clips(media_id, [(0, 5, None)])
     catalog.commit_media(media_id, second)
@@ -48,17 +48,17 @@ def test_reindexing_a_file_replaces_its_clips_and_never_reuses_ids(db_url: str) 
 
 def test_interrupted_file_can_be_redone(db_url: str) -> None:
     catalog = Catalog(db_url)
-    media_id, _ = catalog.begin_media("/archive/a.mp4", "/archive", 10, 1.0, None, VIDEO)
+    media_id, _ = catalog.begin_media("/archive/a.mp4", "/archive", FileStamp(10, 1.0), VIDEO)
     pending = catalog.add_clips(media_id, [(0, 10, None)])
     assert [m.path for m in catalog.media_by_status("indexing")] == ["/archive/a.mp4"]
     assert catalog.discard_pending(media_id) == pending
-    assert catalog.stats()["clips_pending"] == 0
+    assert catalog.stats().clips_pending == 0
 
 
 def test_failures_and_missing_files(db_url: str) -> None:
     catalog = Catalog(db_url)
     ids = index_file(catalog, "/archive/gone.mp4", VIDEO, [(0, 10)])
-    catalog.fail_media("/archive/bad.mp4", "/archive", 0, 1.0, "empty", "/archive/bad.mp4: zero-byte file")
+    catalog.fail_media("/archive/bad.mp4", "/archive", FileStamp(0, 1.0), "empty", "/archive/bad.mp4: zero-byte file")
     (failed,) = catalog.failed_media()
     assert (failed.path, failed.error_code) == ("/archive/bad.mp4", "empty")
     gone = catalog.media_by_path("/archive/gone.mp4")
@@ -66,7 +66,8 @@ def test_failures_and_missing_files(db_url: str) -> None:
     assert catalog.media_by_path("/archive/gone.mp4").status == "missing"
     assert len(catalog.ready_clip_ids()) == 0
     stats = catalog.stats()
-    assert stats["media"] == {"video/missing": 1, "unknown/failed": 1}
+    assert set(stats.files) == {FileCount("video", "missing", 1), FileCount("unknown", "failed", 1)}
+    assert (stats.count("failed"), stats.count(kind="video"), stats.count("indexed")) == (1, 1, 0)
 
 
 def test_filters(db_url: str) -> None:

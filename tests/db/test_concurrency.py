@@ -14,11 +14,11 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from indexer.db import Catalog
-    from indexer.db.records import ProbeFacts
+    from indexer.db.records import FileStamp, ProbeFacts
     catalog = Catalog(sys.argv[1])
     facts = ProbeFacts("video", 10.0, 10.0, 100, 64, 64, "h264", 0)
     for n in range(int(sys.argv[2])):
-        media_id, _ = catalog.begin_media(f"/a/{n}.mp4", "/a", 1, 1.0, None, facts)
+        media_id, _ = catalog.begin_media(f"/a/{n}.mp4", "/a", FileStamp(1, 1.0), facts)
         ids = catalog.add_clips(media_id, [(0.0, 5.0, b"j"), (5.0, 10.0, b"j")])
         if sys.argv[3] == "hang" and n == int(sys.argv[2]) - 1:
             with catalog.engine.begin() as connection:  # an open write transaction, then the kill
@@ -64,4 +64,4 @@ def test_a_writer_killed_inside_a_transaction_leaves_the_last_commit(db_url: str
     assert [m.path for m in catalog.media_by_status("indexing")] == ["/a/2.mp4"]
     media_id = catalog.media_by_path("/a/2.mp4").id
     assert len(catalog.discard_pending(media_id)) == 2
-    assert catalog.stats()["clips_pending"] == 0, "and the database is writable again"
+    assert catalog.stats().clips_pending == 0, "and the database is writable again"

@@ -40,7 +40,8 @@ def test_index_search_status_verify_rebuild(
     assert {r["kind"] for r in images["results"]} == {"image"} and len(images["results"]) == 4
 
     status = json.loads(cli(settings, "status", "--json").stdout)
-    assert status["catalog"]["media"]["video/indexed"] == 13 and status["catalog"]["media"]["image/indexed"] == 4
+    files = {(row["kind"], row["status"]): row["files"] for row in status["files"]}
+    assert files[("video", "indexed")] == 13 and files[("image", "indexed")] == 4
     assert {Path(f["path"]).name for f in status["failed"]} == {
         "zero-bytes.mp4",
         "notes.mp4",

@@ -107,19 +107,19 @@ def test_searching_while_an_index_run_commits_sees_whole_files_only(
             by_file: dict[int, int] = {}
             for result in response.results:
                 by_file[result.media_id] = by_file.get(result.media_id, 0) + 1
+            catalog = engine.archive.catalog
             for media_id, clips in by_file.items():
-                assert clips == len(engine.catalog.clips_of_media(media_id)), "a file is searchable whole or not"
+                assert clips == len(catalog.clips_of_media(media_id)), "a file is searchable whole or not"
                 assert (
-                    engine.catalog.media_by_path(
-                        next(r.path for r in response.results if r.media_id == media_id)
-                    ).status
+                    catalog.media_by_path(next(r.path for r in response.results if r.media_id == media_id)).status
                     == "indexed"
                 )
             seen_sizes.add(len(response.results))
             time.sleep(0.05)
         assert process.returncode == 0
         engine.refresh()
-        assert len(engine.search("a blue star", k=200, rerank_k=0).results) == len(engine.catalog.ready_clip_ids())
+        ready = engine.archive.catalog.ready_clip_ids()
+        assert len(engine.search("a blue star", k=200, rerank_k=0).results) == len(ready)
     finally:
         engine.close()
     assert len(seen_sizes) > 1, "searches ran while the index grew"
