@@ -24,32 +24,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def decode_only(folder: Path, bundle, workers: int) -> tuple[float, int]:
-    from indexer.media.decode import DecodeRequest
+    from indexer.media.decode import model_request
     from indexer.media.probe import MediaKind, probe
-    from indexer.media.segment import SegmentPolicy, segment_video
+    from indexer.media.segment import SegmentPolicy, policy_windows
     from indexer.media.workers import DecodePool
     from indexer.pipeline import walk_media
 
-    config = bundle.config
     started = time.perf_counter()
 
     def requests():
         for path in walk_media(folder, set()):
             info = probe(path)
             image = info.kind is MediaKind.IMAGE
-            spans = (
-                [(0.0, None)]
-                if image
-                else [(s.start, s.end) for s in segment_video(str(path), info.duration, SegmentPolicy())]
-            )
-            yield DecodeRequest(
-                str(path),
-                spans=tuple(spans),
-                num_frames=1 if image else config.preprocess.num_frames,
-                size=config.image_size,
-                thumbnail_side=320,
-                info=info,
-            )
+            windows = [] if image else policy_windows(info.duration, SegmentPolicy())
+            spans = [(0.0, None)] if image else [(s.start, s.end) for s in windows]
+            kind = "image" if image else "video"
+            yield model_request(bundle.config, str(path), kind, tuple(spans), thumbnail_side=320, info=info)
 
     clips = 0
     with DecodePool(workers) as pool:
@@ -122,11 +112,11 @@ def main() -> None:
                 f"{seconds / decode_s:.2f}x the decode-only time; stages (s): {stages}"
             )
         engine = SearchEngine(settings, bundle)
-        store = engine.store.stats()
+        store = engine.stats().features
         recall, rerank_s = r_at_1(engine, rows, data)
         engine.close()
         print(
-            f"mode {mode:6}: {store['bytes_per_clip'] / 1024:7.1f} KB/clip, index time {seconds / baseline:.2f}x full, "
+            f"mode {mode:6}: {store.bytes_per_clip / 1024:7.1f} KB/clip, index time {seconds / baseline:.2f}x full, "
             f"re-rank {rerank_s * 1000:6.1f} ms/query (median), t2v R@1 {recall:.3f} ({len(rows)} captions)"
         )
 

@@ -227,7 +227,7 @@ def _print_summary(summary) -> None:
         f"{counts['unchanged']} unchanged, {counts['failed']} failed, {counts['removed']} removed"
     )
     stages = Table("stage", "seconds", title="time per stage")
-    for stage in ("read", "probe", "decode", "decode_wait", "encode", "write", "total"):
+    for stage in ("read", "probe", "segment", "decode", "decode_wait", "encode", "write", "total"):
         if stage in summary.timings:
             stages.add_row(stage, f"{summary.timings[stage]:.2f}")
     console.print(stages)

@@ -9,7 +9,7 @@ import streamlit as st
 from search_ui import jobs
 from search_ui.state import AppConfig, shared_library
 
-STAGES = ("read", "probe", "decode", "decode_wait", "encode", "write", "total")
+STAGES = ("read", "probe", "segment", "decode", "decode_wait", "encode", "write", "total")
 
 
 @st.fragment(run_every=1.0)
