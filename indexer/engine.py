@@ -6,6 +6,10 @@ the top `rerank_k` re-scored by the fusion encoder's ITM head on each clip's vis
 or recomputed from the file when the store keeps none) → final score as the official recipe: video = ITM match logit
 + cosine, image = ITM logit; candidates beyond `rerank_k` keep their ITC order below → optionally one result per
 file. Every stage is timed.
+
+The engine reads through the archive only (it writes nothing) and is what the app talks to: search, thumbnails,
+opening a result's file (`serving.py`: by clip id, only under an indexed root), browser previews, typed stats.
+Before each query `refresh` asks the database one aggregate question; the index is synced only when it changed.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from stat import S_ISREG
 
 from indexer.media.errors import (
     CorruptMediaError,
@@ -68,7 +69,7 @@ def check_readable(path: str | Path) -> int:
         if error.errno == errno.ELOOP:
             raise UnreadableFileError(path, "symbolic link loop", "fix or remove the link") from None
         raise UnreadableFileError(path, f"cannot stat: {error.strerror}") from None
-    if not os.path.isfile(path):
+    if not S_ISREG(stat.st_mode):  # from the stat already taken (os.path.isfile would stat again)
         raise NotMediaError(path, "not a regular file")
     try:
         with open(path, "rb") as handle:
