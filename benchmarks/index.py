@@ -7,7 +7,11 @@
 3. Feature modes full / pooled / none: bytes per clip in the feature store, re-rank latency per query, and
    text-to-video R@1 of the engine (rerank_k 32) with each, over the archive's own captions.
 
-    python benchmarks/index.py [--videos 200] [--images 50] [--work bench-out/index]
+With `--ray`, instead of 3: the same files indexed locally and on Ray clusters started on this machine
+(`ray.cluster_utils.Cluster`, all on 127.0.0.1), side by side in one run: Ray's overhead against local indexing with
+the same CPUs (a one-node cluster), and throughput with one and two worker nodes (ratios to local and to each other).
+
+    python benchmarks/index.py [--videos 200] [--images 50] [--work bench-out/index] [--ray]
 """
 
 from __future__ import annotations
@@ -58,6 +62,56 @@ def r_at_1(engine, rows: list[dict], media: Path) -> tuple[float, float]:
     return float(np.mean(hits)), float(np.median(rerank))
 
 
+def ray_comparison(data: Path, bundle, workers: int, work: Path) -> None:
+    """Local, then Ray on one node with the same CPUs, then Ray with 1 and 2 worker nodes: clips/s and ratios."""
+    import os
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every node on 127.0.0.1 (MACHINE_NOTES.md)
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    from ray.cluster_utils import Cluster
+
+    from indexer.pipeline import IndexOptions, index_paths
+    from indexer.ray_index import RayOptions, index_on_ray
+    from indexer.settings import Settings, sqlite_url
+
+    cpus = workers + 1  # local indexing: `workers` decode processes and the encoder in the main process
+    options = IndexOptions(workers=workers, progress=False)
+    # (name, head CPUs, worker nodes, CPUs per worker node, encoder actors); None: local
+    setups = [
+        ("local", None, 0, 0, 0),
+        (f"ray, one node of {cpus} CPUs", cpus, 0, 0, 1),
+        (f"ray, head + 1 worker node of {cpus} CPUs", 0, 1, cpus, 1),
+        (f"ray, head + 2 worker nodes of {cpus} CPUs", 0, 2, cpus, 2),
+    ]
+    rates: dict[str, float] = {}
+    for name, head_cpus, nodes, node_cpus, actors in setups:
+        state = work / f"archive-{name.split(',')[0]}-{nodes}"
+        shutil.rmtree(state, ignore_errors=True)
+        settings = Settings(state, sqlite_url(state / "catalog.sqlite"), state / "index", None)
+        if head_cpus is None:
+            summary = index_paths([data], settings, bundle, options)
+        else:
+            cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus})
+            try:
+                for _ in range(nodes):
+                    cluster.add_node(num_cpus=node_cpus)
+                cluster.wait_for_nodes()
+                summary = index_on_ray([data], settings, bundle, options, RayOptions(cluster.address, actors=actors))
+            finally:
+                cluster.shutdown()
+        seconds = summary.timings["total"]
+        rates[name] = summary.clips / seconds
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in summary.timings.items())
+        print(f"{name:40}: {summary.clips} clips in {seconds:6.1f} s = {rates[name]:5.2f} clips/s; stages: {stages}")
+        if hasattr(summary, "nodes"):
+            for node, stats in sorted(summary.nodes.items()):
+                print(f"{'':42}{node}: {vars(stats)}")
+    names = list(rates)
+    local, one_node, one_worker, two_workers = (rates[n] for n in names)
+    print(f"Ray on one node vs local, same CPUs: {local / one_node:.2f}x the time ({(local / one_node - 1):+.0%})")
+    print(f"2 worker nodes vs 1: {two_workers / one_worker:.2f}x the throughput; vs local {two_workers / local:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=200)
@@ -71,6 +125,7 @@ def main() -> None:
         help="captions searched per mode (mode none decodes each query's 32 candidates again: about 4 s a query)",
     )
     parser.add_argument("--work", type=Path, default=REPO / "bench-out" / "index")
+    parser.add_argument("--ray", action="store_true", help="local vs Ray: overhead on one node, 1 and 2 worker nodes")
     args = parser.parse_args()
 
     from indexer.engine import SearchEngine
@@ -91,6 +146,9 @@ def main() -> None:
             long_videos=args.long,
         )
     bundle = load_model_bundle(default_model_dir())
+    if args.ray:
+        ray_comparison(data, bundle, args.workers, args.work)
+        return
     decode_s, decode_clips = decode_only(data, bundle, args.workers)
     print(f"decode only: {decode_clips} clips in {decode_s:.1f} s ({decode_clips / decode_s:.1f} clips/s)")
 

@@ -22,8 +22,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from indexer.archive import Archive, IndexLock
+from indexer.db.records import FileStamp
 from indexer.media.decode import DecodeRequest, DecodeResult
 from indexer.media.errors import MediaError
+from indexer.media.probe import MediaInfo
 from indexer.media.segment import SegmentRequest, SegmentResult
 from indexer.media.workers import DecodePool, Outcome, Request
 from indexer.options import IndexOptions
@@ -176,7 +178,7 @@ class Indexer:
             started = time.perf_counter()
             path, root = str(candidate.path), candidate.root
             try:
-                info, stamp = read_file(candidate)
+                info, stamp = self._read(candidate)
             except MediaError as error:
                 self.committer.fail(path, root, candidate.stamp, error.code, str(error))
                 continue
@@ -188,6 +190,10 @@ class Indexer:
                 self.summary.timings["probe"] += time.perf_counter() - started
             job = self.committer.begin(path, root, stamp, info)
             yield from first_requests(job, self.bundle.config, self.options)
+
+    def _read(self, candidate: Candidate) -> tuple[MediaInfo, FileStamp]:
+        """Probe and hash a file (here; the Ray driver has it done on the cluster, ahead of need)."""
+        return read_file(candidate)
 
     def _take(self, request: Request, outcome: Outcome) -> None:
         """A request back from the pool: shots become clip requests; decoded clips are registered and batched."""

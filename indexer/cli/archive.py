@@ -93,6 +93,13 @@ def _fail(error: Exception) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Keep this JSON file up to date with the progress (the UI reads it).",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    help="Index on a Ray cluster: auto, host:port or ray://host:port (pip install mplug2-search[ray]).",
+)
+@click.option("--ray-actors", type=int, help="Encoder actors on the cluster (default: one per GPU, else per 4 CPUs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def index(
     paths: tuple[Path, ...],
@@ -114,10 +121,15 @@ def index(
     decode_memory_mb: int,
     retry_failed: bool,
     progress_file: Path | None,
+    ray_address: str | None,
+    ray_actors: int | None,
     as_json: bool,
 ) -> None:
     """Index (or update) folders of videos and images: new and changed files are embedded, unchanged ones
-    skipped, deleted ones retired. Safe to interrupt (Ctrl-C or a crash) and run again."""
+    skipped, deleted ones retired. Safe to interrupt (Ctrl-C or a crash) and run again. With --ray, decoding
+    and encoding run on a Ray cluster (docs/DISTRIBUTED.md); the archive is the same."""
+    if ray_actors is not None and ray_address is None:
+        raise click.UsageError("--ray-actors needs --ray ADDRESS")
     from indexer.archive import Archive, ArchiveError
     from indexer.media.segment import SegmentPolicy
     from indexer.pipeline import index_paths
@@ -151,7 +163,15 @@ def index(
     try:
         bundle = load_model_bundle(name, with_fusion=False)
         report = ProgressFile(progress_file) if progress_file else None
-        summary = index_paths(list(paths), settings, bundle, options, report)
+        if ray_address is None:
+            summary = index_paths(list(paths), settings, bundle, options, report)
+        else:  # only here is Ray imported: a local run never pays for it
+            try:
+                from indexer.ray_index import RayOptions, index_on_ray
+            except ImportError as error:
+                raise ArchiveError(f"--ray needs Ray: pip install 'mplug2-search[ray]' ({error})") from None
+            cluster = RayOptions(ray_address, actors=ray_actors)
+            summary = index_on_ray(list(paths), settings, bundle, options, cluster, report)
     except (ArchiveError, FileNotFoundError, ValueError) as error:
         if progress_file:
             ProgressFile(progress_file).finish({"status": "error", "error": str(error)})
@@ -168,6 +188,7 @@ def index(
                     "timings": summary.timings,
                     "decoders": summary.decoders,
                     "failures": summary.failures,
+                    **({"nodes": {k: vars(v) for k, v in summary.nodes.items()}} if hasattr(summary, "nodes") else {}),
                 }
             )
         )
@@ -227,10 +248,24 @@ def _print_summary(summary) -> None:
         f"{counts['unchanged']} unchanged, {counts['failed']} failed, {counts['removed']} removed"
     )
     stages = Table("stage", "seconds", title="time per stage")
-    for stage in ("read", "probe", "segment", "decode", "decode_wait", "encode", "write", "total"):
+    for stage in ("read", "probe", "segment", "decode", "decode_wait", "wait", "encode", "write", "total"):
         if stage in summary.timings:
             stages.add_row(stage, f"{summary.timings[stage]:.2f}")
     console.print(stages)
+    nodes = getattr(summary, "nodes", None)  # a Ray run: where the work ran
+    if nodes:
+        table = Table("node", "decode tasks", "decode s", "batches", "clips encoded", "encode s", title="per node")
+        for name, stats in sorted(nodes.items()):
+            table.add_row(
+                name,
+                str(stats.decode_tasks),
+                f"{stats.decode_s:.2f}",
+                str(stats.batches),
+                str(stats.clips_encoded),
+                f"{stats.encode_s:.2f}",
+            )
+        console.print(table)
+        console.print(f"{summary.actors} encoder actors on {summary.device}")
     if summary.failures:
         failures = Table("file", "reason", title="files that could not be indexed")
         for path, code, message in summary.failures:
