@@ -25,10 +25,8 @@ half-indexed file. Readers (the search engine) use `search`, `clips`, `thumbnail
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,7 +220,7 @@ class Archive:
             log.warning("%d ready clips have no stored vectors: re-index their files", len(report.missing_vectors))
         return index
 
-    # writing: one index run at a time (under IndexLock), in the order the module docstring gives
+    # writing: one index run at a time (under `indexer.lock.IndexLock`), in the order the module docstring gives
 
     def start_run(self, model: str, preprocessing: dict, roots: list[str]) -> int:
         """Open a run: record it, redo what a killed run left half-done, and load the index. Returns the run id."""
@@ -387,35 +385,3 @@ class Archive:
 
     def close(self) -> None:
         self.catalog.close()
-
-
-class IndexLock:
-    """One index run per archive at a time (a second one would fight over the feature store and the index)."""
-
-    def __init__(self, index_dir: Path) -> None:
-        self.path = index_dir / "index.lock"
-        self._handle = None
-
-    def __enter__(self) -> IndexLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._handle.seek(0)
-            holder = self._handle.read().strip() or "another process"
-            self._handle.close()
-            raise ArchiveError(
-                f"an index run is already in progress on {self.path.parent} (pid {holder}); wait for "
-                "it or stop it first"
-            ) from None
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._handle.write(str(os.getpid()))
-        self._handle.flush()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._handle is not None:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()

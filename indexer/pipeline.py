@@ -21,8 +21,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from indexer.archive import Archive, IndexLock
+from indexer.archive import Archive
 from indexer.db.records import FileStamp
+from indexer.lock import IndexLock
 from indexer.media.decode import DecodeRequest, DecodeResult
 from indexer.media.errors import MediaError
 from indexer.media.probe import MediaInfo

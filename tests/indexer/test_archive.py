@@ -149,3 +149,13 @@ def test_shots_are_found_in_the_decode_pool_not_in_the_indexing_process(
     assert summary.failed == 0 and summary.indexed == 1
     assert summary.clips > 1, "the multi-scene video is cut at its scene changes"
     assert summary.timings["segment"] > 0
+
+
+def test_a_second_index_run_on_the_same_archive_is_refused(tmp_path: Path) -> None:
+    from indexer.archive import ArchiveError
+    from indexer.lock import IndexLock
+
+    with IndexLock(tmp_path), pytest.raises(ArchiveError, match=f"pid {os.getpid()}"):
+        IndexLock(tmp_path).__enter__()
+    with IndexLock(tmp_path):  # released on exit
+        pass
