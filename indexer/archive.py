@@ -105,7 +105,7 @@ class Archive:
         mode = feature_mode or self.meta.get("feature_mode", DEFAULT_FEATURE_MODE)
         self.store = FeatureStore(settings.features_dir, mode=mode, budget_bytes=budget_bytes)
         self._index: VectorIndex | None = None
-        self._generation: tuple[int, int, int] | None = None
+        self._generation: int | None = None
 
     @property
     def vectors_path(self) -> Path:
@@ -159,7 +159,7 @@ class Archive:
         return self._index
 
     def _open_index(self) -> None:
-        self._generation = self.catalog.ready_signature()  # before the sync: a commit in between is seen next time
+        self._generation = self.catalog.generation()  # before the sync: a commit in between is seen next time
         self._index = self.load_index()
 
     def load_index(self, sync: bool = True) -> VectorIndex:
@@ -298,15 +298,15 @@ class Archive:
 
     def refresh(self) -> bool:
         """Follow the database while an index run commits files: pick up new clips, drop retired ones. Cheap when
-        nothing changed (one aggregate query). Returns True if the index changed."""
+        nothing changed (one primary-key lookup of the catalog's generation). Returns True if the index changed."""
         if self._index is None:
             self._open_index()
             return True
-        signature = self.catalog.ready_signature()
-        if signature == self._generation:
+        generation = self.catalog.generation()
+        if generation == self._generation:
             return False
         self.sync_index(self._index)
-        self._generation = signature
+        self._generation = generation
         return True
 
     def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> SearchHits:

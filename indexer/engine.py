@@ -9,7 +9,8 @@ file. Every stage is timed.
 
 The engine reads through the archive only (it writes nothing) and is what the app talks to: search, thumbnails,
 opening a result's file (`serving.py`: by clip id, only under an indexed root), browser previews, typed stats.
-Before each query `refresh` asks the database one aggregate question; the index is synced only when it changed.
+Before each query `refresh` reads the catalog's generation counter (one primary-key lookup); the index is synced
+only when it changed.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, Oper
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexer.db import migrations
-from indexer.db.models import Clip, IndexRun, Media, Root, Thumbnail
+from indexer.db.models import ArchiveState, Clip, IndexRun, Media, Root, Thumbnail
 from indexer.db.records import (
     CLIP_PENDING,
     CLIP_READY,
@@ -177,6 +177,7 @@ class Catalog:
             session.execute(
                 update(Media).where(Media.id == media_id).values(status=INDEXED, indexed_at=_now(), updated_at=_now())
             )
+            _bump_generation(session)
 
     def fail_media(self, path: str, root: str, stamp: FileStamp, code: str, message: str) -> list[int]:
         """Record a file that could not be indexed; drops any clips it had. Returns their ids."""
@@ -199,6 +200,7 @@ class Catalog:
             clip_ids = list(session.scalars(select(Clip.id).where(Clip.media_id.in_(ids))))
             session.execute(delete(Clip).where(Clip.media_id.in_(ids)))
             session.execute(update(Media).where(Media.id.in_(ids)).values(status=MISSING, updated_at=_now()))
+            _bump_generation(session)
             return clip_ids
 
     def discard_pending(self, media_id: int) -> list[int]:
@@ -248,13 +250,11 @@ class Catalog:
             ids = session.scalars(select(Clip.id).where(Clip.status == CLIP_READY).order_by(Clip.id))
             return np.fromiter(ids, dtype=np.int64)
 
-    def ready_signature(self) -> tuple[int, int, int]:
-        """(count, max id, sum of ids) of the ready clips: changes whenever a file is committed or retired (clip ids
-        are never reused), computed by the database over its status index instead of fetching every id."""
-        query = select(func.count(), func.max(Clip.id), func.sum(Clip.id)).where(Clip.status == CLIP_READY)
+    def generation(self) -> int:
+        """A number that grows whenever the set of ready clips changes (a commit, a retired or re-indexed file): one
+        primary-key lookup, so a searcher can ask before every query."""
         with self._session() as session:
-            count, largest, total = session.execute(query).one()
-        return int(count), int(largest if largest is not None else -1), int(total or 0)
+            return int(session.scalar(select(ArchiveState.generation).where(ArchiveState.id == 1)) or 0)
 
     def clip_ids_matching(self, filters: SearchFilters) -> np.ndarray:
         """Ready clip ids whose file passes every filter (the allow-list for a filtered vector search)."""
@@ -353,9 +353,16 @@ def _reset_media(session: Session, path: str, root: str, stamp: FileStamp, statu
         session.flush()
     old_clip_ids = list(session.scalars(select(Clip.id).where(Clip.media_id == row.id)))
     session.execute(delete(Clip).where(Clip.media_id == row.id))
+    if old_clip_ids:  # some may have been ready (a changed file): readers must look again
+        _bump_generation(session)
     row.root, row.size, row.mtime, row.content_hash = root, stamp.size, stamp.mtime, stamp.content_hash
     row.status, row.updated_at = status, _now()
     return row, old_clip_ids
+
+
+def _bump_generation(session: Session) -> None:
+    """In the caller's transaction: the set of ready clips changes with it."""
+    session.execute(update(ArchiveState).where(ArchiveState.id == 1).values(generation=ArchiveState.generation + 1))
 
 
 def _media_record(row: Media) -> MediaRecord:

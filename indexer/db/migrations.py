@@ -110,7 +110,23 @@ def _v2_creation_time_and_clip_status_index(connection: Connection) -> None:
     Index("ix_clips_status", clips.c.status).create(connection)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_create, _v2_creation_time_and_clip_status_index]
+def _v3_archive_generation(connection: Connection) -> None:
+    """v3: a counter of changes to the ready clips (readers check it instead of scanning the clips)."""
+    state = Table(
+        "archive_state",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("generation", BigInteger, nullable=False),
+    )
+    state.create(connection)
+    connection.execute(state.insert().values(id=1, generation=0))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1_create,
+    _v2_creation_time_and_clip_status_index,
+    _v3_archive_generation,
+]
 LATEST_VERSION = len(MIGRATIONS)
 
 

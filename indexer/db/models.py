@@ -88,6 +88,16 @@ class IndexRun(Base):
     timings: Mapped[dict] = mapped_column(JSON)
 
 
+class ArchiveState(Base):
+    """One row: `generation` grows in the same transaction as every change to the set of ready clips, so a reader
+    learns whether anything changed from one primary-key lookup (schema v3)."""
+
+    __tablename__ = "archive_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
+
+
 class SchemaVersion(Base):
     __tablename__ = "schema_version"
 

@@ -46,6 +46,23 @@ def test_reindexing_a_file_replaces_its_clips_and_never_reuses_ids(db_url: str) 
     assert catalog.thumbnail(first[0]) is None, "thumbnails leave with their clips"
 
 
+def test_the_generation_grows_with_every_change_to_the_ready_clips(db_url: str) -> None:
+    catalog = Catalog(db_url)
+    start = catalog.generation()
+    first = index_file(catalog, "/archive/a.mp4", VIDEO, [(0, 10)])
+    committed = catalog.generation()
+    assert committed > start
+    media_id, _ = catalog.begin_media("/archive/b.mp4", "/archive", FileStamp(10, 1.0), VIDEO)
+    catalog.discard_pending(media_id)
+    catalog.add_clips(media_id, [(0, 5, None)])
+    assert catalog.generation() == committed, "pending clips are invisible: nothing to look at again"
+    catalog.begin_media("/archive/a.mp4", "/archive", FileStamp(20, 2.0), VIDEO)  # its ready clip goes
+    assert catalog.generation() > committed and catalog.clips(first) == []
+    before = catalog.generation()
+    catalog.mark_missing([media_id])
+    assert catalog.generation() > before
+
+
 def test_interrupted_file_can_be_redone(db_url: str) -> None:
     catalog = Catalog(db_url)
     media_id, _ = catalog.begin_media("/archive/a.mp4", "/archive", FileStamp(10, 1.0), VIDEO)

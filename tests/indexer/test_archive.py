@@ -113,6 +113,10 @@ def test_the_engine_opens_the_archive_once_and_does_not_rescan_ready_clips_per_q
     for query in ("a red circle", "a blue square", "a green star"):
         assert engine.search(query, k=3, rerank_k=0).results
     assert scans == [], "nothing changed, so no query fetched every ready clip id"
+    shutil.copy(next(small_archive.glob("*.png")), small_archive / "copy.png")
+    run_index(small_archive, settings, tiny_model_dir)  # another process's commit, as far as the engine knows
+    found = engine.search("a shape", k=10, rerank_k=0).results
+    assert "copy.png" in {Path(r.path).name for r in found}, "the next query sees the new commit"
     engine.close()
 
 
