@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,18 +66,34 @@ def current_job(settings: Settings) -> IndexJob | None:
     return IndexJob(job["folder"], job["pid"], job["started"], running, progress, log_tail)
 
 
-def start_job(settings: Settings, folder: str | Path) -> IndexJob:
-    """Start indexing `folder` in the background. Raises ValueError for a bad folder or while a job runs."""
-    path = Path(str(folder).strip()).expanduser()
-    if not str(folder).strip() or not path.is_dir():
-        raise ValueError(f"{folder!s}: not a folder on this machine; give the full path of a folder to index")
+def indexable_folder(folder: str | Path, media_roots: Sequence[Path] = ()) -> Path:
+    """The real path of `folder` (links and `..` resolved), checked to be a folder inside one of `media_roots`
+    (when any are given). Raises ValueError with a message for the page."""
+    text = str(folder).strip()
+    path = Path(text).expanduser()
+    if not text or not path.is_dir():
+        raise ValueError(f"{text or '(empty)'}: not a folder on this machine; give the full path of a folder to index")
+    resolved = path.resolve()
+    if media_roots and not any(resolved.is_relative_to(Path(root).resolve()) for root in media_roots):
+        allowed = ", ".join(str(root) for root in media_roots)
+        raise ValueError(
+            f"{text} is outside the media folders this app may index ({allowed}); pick a folder inside them"
+        )
+    return resolved
+
+
+def start_job(settings: Settings, folder: str | Path, media_roots: Sequence[Path] = ()) -> IndexJob:
+    """Start indexing `folder` in the background. Raises ValueError for a bad folder (or one outside `media_roots`)
+    or while a job runs."""
+    path = indexable_folder(folder, media_roots)
     running = current_job(settings)
     if running is not None and running.running:
         raise ValueError(f"indexing of {running.folder} is still running; wait for it to finish")
     job_file, progress_file, log_file = _paths(settings)
     job_file.parent.mkdir(parents=True, exist_ok=True)
     progress_file.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "indexer", "index", str(path.resolve()), "--progress-file", str(progress_file)]
+    # The resolved path is what gets indexed: a link swapped after the check cannot lead the run elsewhere.
+    command = [sys.executable, "-m", "indexer", "index", str(path), "--progress-file", str(progress_file)]
     command += ["--db", settings.db_url, "--index-dir", str(settings.index_dir)]
     if settings.model:
         command += ["--model", settings.model]
@@ -83,6 +101,8 @@ def start_job(settings: Settings, folder: str | Path) -> IndexJob:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
-    record = {"folder": str(path.resolve()), "pid": process.pid, "started": time.time()}
+    # Reap the process when it ends: the app is its parent, and an exited child nobody waits for stays a zombie.
+    threading.Thread(target=process.wait, name=f"reap-index-{process.pid}", daemon=True).start()
+    record = {"folder": str(path), "pid": process.pid, "started": time.time()}
     atomic_write_json(job_file, record)
     return IndexJob(record["folder"], process.pid, record["started"], True, {}, "")

@@ -7,6 +7,7 @@ are not used from two threads at once (the archive may sync its index on any cal
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 from dataclasses import dataclass
@@ -22,13 +23,38 @@ from indexer.settings import Settings, default_home, load_settings
 class AppConfig:
     settings: Settings
     reports_dir: Path
+    host: str = "127.0.0.1"  # the address the app is served on
+    media_roots: tuple[Path, ...] = ()  # resolved folders the Library page may index inside; () = any (loopback only)
+
+    @property
+    def indexing_refused(self) -> str | None:
+        """Why the Library page offers no indexing, or None when it may (inside `media_roots` if any are set)."""
+        if self.media_roots or _is_loopback(self.host):
+            return None
+        return (
+            f"This app is served on {self.host}, beyond this machine, without media folders: anyone who reaches the "
+            "page could index any folder of the server, so indexing from here is off. Restart it with "
+            "`mplug2-search ui --media-root FOLDER` (or MPLUG2_SEARCH_MEDIA_ROOTS), or index with "
+            "`mplug2-search index FOLDER` on the server."
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable from elsewhere
 
 
 def app_config() -> AppConfig:
     """What `mplug2-search ui` put in the environment (or the defaults of the command line)."""
     settings = load_settings()
     reports = Path(os.environ.get("MPLUG2_SEARCH_REPORTS") or default_home() / "reports").expanduser()
-    return AppConfig(settings, reports)
+    roots = os.environ.get("MPLUG2_SEARCH_MEDIA_ROOTS", "")
+    media_roots = tuple(Path(root).expanduser().resolve() for root in roots.split(os.pathsep) if root.strip())
+    return AppConfig(settings, reports, os.environ.get("MPLUG2_SEARCH_HOST", "127.0.0.1"), media_roots)
 
 
 class SharedEngine:

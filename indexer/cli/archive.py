@@ -267,9 +267,13 @@ def _print_summary(summary) -> None:
         console.print(table)
         console.print(f"{summary.actors} encoder actors on {summary.device}")
     if summary.failures:
-        failures = Table("file", "reason", title="files that could not be indexed")
+        from indexer.cli.display import error_text, split_path
+
+        failures = Table("file", "folder", "reason", "details", title="files that could not be indexed")
+        failures.columns[0].no_wrap = failures.columns[1].no_wrap = True
         for path, code, message in summary.failures:
-            failures.add_row(path, f"{code}: {message.removeprefix(path + ': ')}")
+            name, folder = split_path(path, folder_width=28)
+            failures.add_row(name, folder, code, error_text(path, message))
         console.print(failures)
 
 
@@ -337,7 +341,7 @@ def search(
         rows = [vars(result) for result in response.results]
         click.echo(json.dumps({"query": response.query, "results": rows, "timings": response.timings}, indent=1))
     else:
-        _print_results(response)
+        _print_results(response, engine.roots())
     _note_bundled_model(engine.bundle.name)
 
 
@@ -346,6 +350,7 @@ def _note_bundled_model(name: str) -> None:
     from indexer.settings import bundled_model_note, is_bundled_model
 
     if is_bundled_model(name):
+        sys.stdout.flush()  # after the results, not in the middle of their last line
         click.echo(f"note: {bundled_model_note()}", err=True)
 
 
@@ -360,7 +365,7 @@ def _read_image(path: Path):
         raise ValueError(f"{path}: not an image PIL can read ({error})") from None
 
 
-def _print_results(response) -> None:
+def _print_results(response, roots: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -368,11 +373,23 @@ def _print_results(response) -> None:
     if not response.results:
         console.print("no results (is the archive indexed? try `mplug2-search status`, or loosen the filters)")
         return
-    table = Table("#", "file", "clip", "ITC", "ITM", "score", title=f"results for {response.query!r}")
+    from rich import box
+    from rich.text import Text
+
+    from indexer.cli.display import split_path
+
+    # The name whole (folded if it must be), its folder under it, dimmed and shortened from the left: the name is
+    # what a person recognises, and an 80-column terminal has no room for both side by side.
+    table = Table("#", "file", "clip", "ITC", "ITM", "score", title=f"results for {response.query!r}", box=box.SIMPLE)
+    table.columns[1].overflow = "fold"
+    width = max(16, console.width - 40)
     for result in response.results:
+        name, folder = split_path(result.path, roots, folder_width=width)
         clip = "image" if result.kind == "image" else f"{result.start:.1f}-{result.end:.1f}s"
         itm = f"{result.itm_score:.2f}" if result.itm_score is not None else "-"
-        table.add_row(str(result.rank), result.path, clip, f"{result.itc_score:.3f}", itm, f"{result.score:.3f}")
+        cell = Text(name)
+        cell.append("\n" + folder, style="dim")
+        table.add_row(str(result.rank), cell, clip, f"{result.itc_score:.3f}", itm, f"{result.score:.3f}")
     console.print(table)
     console.print(
         f"{response.candidates} candidates, {response.reranked} re-ranked, "
@@ -410,18 +427,45 @@ def status(db_url: str | None, index_dir: Path | None, as_json: bool) -> None:
             )
         )
         return
-    click.echo(f"model: {stats.model or '(nothing indexed yet)'}")
-    click.echo(f"roots: {', '.join(stats.roots) or '(none)'}")
-    for count in catalog.files:
-        click.echo(f"  {count.kind + '/' + count.status:24} {count.files}")
-    click.echo(
-        f"searchable clips: {catalog.clips_ready} (feature store: {store.bytes / 2**20:.1f} MB, "
-        f"{store.bytes_per_clip / 1024:.1f} KB per clip, {store.by_form})"
-    )
-    if run:
-        click.echo(f"last run #{run.id}: {run.status}, {run.counts}, timings {run.timings}")
-    for media in stats.failed:
-        click.echo(f"  failed: {media.path}: {media.error_code}: {media.error}")
+    _print_status(archive.index_dir, stats)
+
+
+def _print_status(index_dir: Path, stats) -> None:
+    """`status` for a person: one labelled line per fact, then the failed files as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from indexer.cli.display import error_text, media_counts, megabytes, plural, run_line, split_path
+    from indexer.settings import is_bundled_model
+
+    catalog, store, run = stats.catalog, stats.features, stats.last_run
+    model = stats.model
+    shown_model = model + (" (the bundled demo model)" if is_bundled_model(model) else "") if model else None
+    lines = [
+        ("index", str(index_dir)),
+        ("model", shown_model or "(nothing indexed yet)"),
+        ("folders", ", ".join(stats.roots) or "(none)"),
+        ("files", media_counts({f"{count.kind}/{count.status}": count.files for count in catalog.files})),
+    ]
+    clips = f"{catalog.clips_ready} searchable"
+    if catalog.clips_pending:
+        clips += f", {catalog.clips_pending} pending (an interrupted run: index again)"
+    if store.clips:
+        forms = ", ".join(f"{count} {form}" for form, count in store.by_form.items())
+        clips += f"; re-rank features {megabytes(store.bytes)} ({megabytes(store.bytes_per_clip)} a clip: {forms})"
+    lines.append(("clips", clips))
+    if run is not None:
+        lines.append(("last run", run_line(run)))
+    for label, value in lines:
+        click.echo(f"{label:9} {value}")
+    if stats.failed:
+        title = f"{plural(len(stats.failed), 'file')} could not be indexed"
+        table = Table("file", "folder", "reason", "details", title=title)
+        table.columns[0].no_wrap = table.columns[1].no_wrap = True
+        for media in stats.failed:
+            name, folder = split_path(media.path, stats.roots, folder_width=28)
+            table.add_row(name, folder, media.error_code or "", error_text(media.path, media.error))
+        Console().print(table)
 
 
 @cli.command()

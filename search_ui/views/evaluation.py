@@ -40,7 +40,7 @@ def render(config: AppConfig) -> None:
     if not reports:
         st.info(
             f"No evaluation reports in `{config.reports_dir}` yet. Run for example\n\n"
-            f"`mplug2-search eval --dataset jsonl --annotations FILE --media DIR --out {config.reports_dir}/NAME`"
+            f"`mplug2-search eval --benchmark jsonl --annotations FILE --media DIR --out {config.reports_dir}/NAME`"
         )
         return
     summary = [

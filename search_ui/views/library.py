@@ -18,6 +18,12 @@ def _job_panel(config: AppConfig) -> None:
     job = jobs.current_job(config.settings)
     if job is None:
         return
+    # This fragment alone re-runs every second; when the job it watched ends, the whole page must (the counts,
+    # failures and last run below were drawn before the job finished).
+    watched = st.session_state.get("watched_job")
+    st.session_state["watched_job"] = job.pid if job.running else None
+    if watched == job.pid and not job.running:
+        st.rerun(scope="app")
     progress = job.progress
     counts = f"{progress.get('indexed', 0)} indexed, {progress.get('failed', 0)} failed"
     if job.running:
@@ -34,12 +40,19 @@ def _job_panel(config: AppConfig) -> None:
 
 
 def _start_form(config: AppConfig) -> None:
+    refused = config.indexing_refused
+    if refused is not None:
+        st.info(refused, icon=":material/lock:")
+        return
     with st.form("index_folder", border=True):
         st.markdown("**Index a folder**: new and changed files are added, unchanged ones skipped.")
-        folder = st.text_input("Folder on this machine", key="index_folder_path", placeholder="/home/me/Videos")
+        if config.media_roots:
+            st.caption("Only inside: " + ", ".join(f"`{root}`" for root in config.media_roots))
+        placeholder = str(config.media_roots[0]) if config.media_roots else "/home/me/Videos"
+        folder = st.text_input("Folder on this machine", key="index_folder_path", placeholder=placeholder)
         if st.form_submit_button("Start indexing", type="primary"):
             try:
-                jobs.start_job(config.settings, folder)
+                jobs.start_job(config.settings, folder, config.media_roots)
             except ValueError as error:
                 st.error(str(error))
             else:

@@ -99,18 +99,34 @@ def _player(engine: SharedEngine, clip_id: object, preview_dir: Path) -> None:
                 st.rerun()
 
 
-def _card(engine: SharedEngine, result: SearchResult) -> None:
-    with st.container(border=True, key=f"result-{result.rank}"):
+CARD_HEIGHT = 420  # px: every card the same height, whatever its thumbnail's shape or its name's length
+
+
+def _relevance(result: SearchResult, best: float, worst: float) -> tuple[float, str]:
+    """Where this result stands between the list's weakest and best scores (scores are not comparable across
+    models or queries, so the cue is relative to this list, and says so)."""
+    fraction = 1.0 if best == worst else (result.score - worst) / (best - worst)
+    label = "best match" if result.rank == 1 else ("close to the best" if fraction >= 0.75 else "weaker match")
+    return fraction, label
+
+
+def _card(engine: SharedEngine, result: SearchResult, best: float, worst: float) -> None:
+    with st.container(border=True, key=f"result-{result.rank}", height=CARD_HEIGHT):
         thumbnail = engine.thumbnail(result.clip_id)
         if thumbnail:
             st.image(thumbnail, width="stretch")
-        badge = "video" if result.kind == "video" else "image"
-        st.badge(badge, icon=":material/movie:" if badge == "video" else ":material/image:", color="blue")
-        st.markdown(f"**{result.rank}. {Path(result.path).name}**", help=result.path)
+        name = Path(result.path).name
+        shown = name if len(name) <= 32 else name[:20] + "…" + name[-11:]
+        st.markdown(f"**{result.rank}. {shown}**", help=result.path)
         if result.kind == "video":
-            st.caption(f"{_clock(result.start)}–{_clock(result.end)}")
-        itm = f"{result.itm_score:.2f}" if result.itm_score is not None else "–"
-        st.caption(f"score {result.score:.2f} · ITM {itm} · ITC {result.itc_score:.3f}")
+            st.caption(f":material/movie: clip {_clock(result.start)}–{_clock(result.end)}")
+        else:
+            st.caption(":material/image: image")
+        fraction, label = _relevance(result, best, worst)
+        st.progress(max(0.02, fraction), text=label)
+        with st.expander("Scores"):
+            itm = f"{result.itm_score:.2f}" if result.itm_score is not None else "– (not re-ranked)"
+            st.caption(f"final {result.score:.3f} · ITM {itm} · ITC cosine {result.itc_score:.3f}")
         label = "Play clip" if result.kind == "video" else "Show image"
         if st.button(label, key=f"open-{result.clip_id}", icon=":material/play_arrow:", width="stretch"):
             st.session_state["open_clip"] = result.clip_id
@@ -124,10 +140,11 @@ def _grid(engine: SharedEngine, response: SearchResponse) -> None:
         f"{len(response.results)} results for **{response.query}** · {response.candidates} candidates, "
         f"{response.reranked} re-ranked · {timing:.0f} ms"
     )
+    scores = [result.score for result in response.results]
     for row_start in range(0, len(response.results), COLUMNS):
         for column, result in zip(st.columns(COLUMNS), response.results[row_start : row_start + COLUMNS], strict=False):
             with column:
-                _card(engine, result)
+                _card(engine, result, max(scores), min(scores))
 
 
 def render(config: AppConfig) -> None:

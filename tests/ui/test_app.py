@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -72,7 +73,11 @@ def test_search_shows_results_with_scores_and_plays_a_clip(indexed: Path) -> Non
     app = search(open_app(), "a small red circle moves to the left")
     captions = texts(app.caption)
     assert "16 results for" in captions and "re-ranked" in captions
-    assert captions.count("ITM") >= 16 and "ITC" in captions
+    assert captions.count("ITM") >= 16 and "ITC" in captions  # the raw scores, inside each card's "Scores"
+    assert [expander.label for expander in app.expander].count("Scores") == 16
+    cues = [bar.proto.text for bar in app.get("progress")]
+    assert cues[0] == "best match" and len(cues) == 16
+    assert ":material/movie: clip 0:" in captions  # the clip's time range
     assert not app.get("video")
     play = next(button for button in app.button if button.label == "Play clip")
     play.click().run()
@@ -89,8 +94,8 @@ def test_filters_and_one_result_per_file(indexed: Path) -> None:
     names = [element.value for element in app.markdown if str(element.value).startswith("**")]
     assert len(names) == len(set(names))
     app.sidebar.pills(key="kinds").set_value(["image"]).run()
-    kinds = [element.value for element in app.get("badge")] if app.get("badge") else []
-    assert "video" not in str(kinds)
+    kinds = [str(caption.value) for caption in app.caption if str(caption.value).startswith(":material/")]
+    assert kinds and all(kind == ":material/image: image" for kind in kinds)
     assert "4 results for" in texts(app.caption)  # the archive holds 4 images
 
 
@@ -149,6 +154,10 @@ def test_indexing_from_the_page_runs_in_the_background(app_env: Path, archive_di
         assert time.monotonic() < deadline, job.log_tail
         time.sleep(0.5)
     assert job.progress["status"] == "done", job.log_tail
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(job.pid):  # reaped by the app, not left a zombie
+        assert time.monotonic() < deadline, psutil.Process(job.pid).status()
+        time.sleep(0.1)
     reloaded = open_app("Library")  # a fresh session, as after a page reload
     assert "Indexed" in texts(reloaded.success) and str(archive_dir / "clips") in texts(reloaded.success)
     assert int({m.label: m.value for m in reloaded.metric}["Files indexed"]) == 16
