@@ -6,6 +6,7 @@ Weights may be stored as float16 to halve the size (the bundled model is); they 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -20,6 +21,7 @@ from mplug2.config import MPLUG2Config
 from mplug2.model import MPLUG2Retrieval
 
 CONFIG, WEIGHTS, VOCAB = "config.json", "model.safetensors", "vocab.txt"
+META_BUILD_BYTES = 256 * 2**20
 
 
 def is_model_folder(path: str | Path) -> bool:
@@ -58,7 +60,11 @@ def load_model_folder(
     if not is_model_folder(folder):
         raise FileNotFoundError(f"{folder} is not a model folder (it needs {CONFIG} and {WEIGHTS})")
     config = MPLUG2Config.from_json(folder / CONFIG)
-    with torch.device("meta"):
+    # Big models are built on the meta device, so no weight is allocated twice. Building there imports
+    # torch._dynamo (seconds, more than a small model's whole random init on the CPU), so small ones, the bundled
+    # model among them, are built on the CPU: a search from the shell starts faster.
+    big = (folder / WEIGHTS).stat().st_size > META_BUILD_BYTES
+    with torch.device("meta") if big else contextlib.nullcontext():
         model = MPLUG2Retrieval(config, with_fusion=with_fusion)
     wanted = set(model.state_dict())
     state = {}

@@ -5,18 +5,34 @@ shared spatial position embedding. Every block: LocalTemporal on the patch token
 frames), spatial self-attention within each frame, LocalTemporal again, MLP. Output: the CLS averaged over frames,
 then every patch token in frame-major order, through `ln_post`: `[B, 1 + T*HW, width]` (the official `proj` is
 not applied). Parameter names equal the
-official checkpoint's (`visual_encoder.visual.*`); blocks reuse open_clip's `ResidualAttentionBlock`, which carries
-the same names (`attn`, `ln_1`, `mlp.c_fc`, `mlp.c_proj`, `ln_2`).
+official checkpoint's (`visual_encoder.visual.*`): each block is a CLIP residual attention block (`attn`, `ln_1`,
+`mlp.c_fc`, `mlp.c_proj`, `ln_2`, as in CLIP and open_clip) built here from torch modules. Importing open_clip for
+it would pull in torchvision and torch._dynamo: seconds at the start of every search.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import LayerNormFp32, QuickGELU, ResidualAttentionBlock
 from torch import nn
 
 from mplug2.config import VisionConfig
+
+
+class LayerNormFp32(nn.LayerNorm):
+    """LayerNorm computed in float32 whatever the input dtype (as CLIP's), cast back."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x.float(), self.normalized_shape, self.weight, self.bias, self.eps).to(x.dtype)
+
+
+class QuickGELU(nn.Module):
+    """CLIP's GELU approximation, x * sigmoid(1.702 x): the weights were trained with it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
 
 
 class LocalTemporal(nn.Module):
@@ -40,13 +56,24 @@ class LocalTemporal(nn.Module):
         return x.permute(0, 2, 3, 4, 1)  # [B, T, H, W, D]
 
 
-class TemporalBlock(ResidualAttentionBlock):
-    """open_clip's CLIP block (attention within each frame) with `lmhra1`/`lmhra2` around the attention."""
+class TemporalBlock(nn.Module):
+    """A CLIP block (attention within each frame, then the MLP) with `lmhra1`/`lmhra2` around the attention."""
 
     def __init__(self, width: int, heads: int) -> None:
-        super().__init__(width, heads, act_layer=QuickGELU, norm_layer=LayerNormFp32, batch_first=True)
+        super().__init__()
+        self.ln_1 = LayerNormFp32(width)
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.ln_2 = LayerNormFp32(width)
+        self.mlp = nn.Sequential(
+            OrderedDict(
+                [("c_fc", nn.Linear(width, 4 * width)), ("gelu", QuickGELU()), ("c_proj", nn.Linear(4 * width, width))]
+            )
+        )
         self.lmhra1 = LocalTemporal(width)
         self.lmhra2 = LocalTemporal(width)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0]
 
     def _temporal(self, adapter: LocalTemporal, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         frames, tokens, width = x.shape  # [B*T, 1+HW, D]
@@ -55,7 +82,7 @@ class TemporalBlock(ResidualAttentionBlock):
         patches = patches + adapter(patches)
         return torch.cat([x[:, :1], patches.reshape(frames, tokens - 1, width)], dim=1)
 
-    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         x = self._temporal(self.lmhra1, x, num_frames)
         x = x + self.attention(self.ln_1(x))
         x = self._temporal(self.lmhra2, x, num_frames)
