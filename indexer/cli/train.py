@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from indexer.cli import cli
+from mplug2.train.trainer import TrainConfig
 
 
 @cli.command()
@@ -47,6 +48,27 @@ from indexer.cli import cli
     help="Share of samples trained in batches of caption neighbours: hard in-batch negatives that differ in one or "
     "two details.",
 )
+@click.option(
+    "--reversed-twins",
+    type=click.FloatRange(0, 1),
+    default=TrainConfig.reversed_twins,
+    show_default=True,
+    help="Share of videos whose caption names a direction that are joined in their batch by a time-reversed twin "
+    "(frames played backwards, direction phrases swapped): teaches time order. Needs --direction-phrases.",
+)
+@click.option(
+    "--direction-phrases",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSON pairs of opposite phrases for --reversed-twins, e.g. [["rises", "falls"], ["grows", "shrinks"]].',
+)
+@click.option(
+    "--itm-random-negatives",
+    type=click.FloatRange(0, 1),
+    default=TrainConfig.itm_random_negatives,
+    show_default=True,
+    help="Share of ITM negatives drawn at random instead of by ITC similarity (hard negatives alone can leave ITM "
+    "at a constant guess).",
+)
 @click.option("--frames", type=int, help="Frames per clip (default: the model's).")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
 @click.option("--time-limit", type=float, help="Stop (and checkpoint) after this many minutes.")
@@ -81,6 +103,9 @@ def train(
     warmup_steps: int,
     queue_size: int,
     hard_batches: float,
+    reversed_twins: float,
+    direction_phrases: Path | None,
+    itm_random_negatives: float,
     frames: int | None,
     max_steps: int | None,
     time_limit: float | None,
@@ -99,8 +124,11 @@ def train(
     from mplug2 import create_model, save_model_folder
     from mplug2.factory import vocab_for
     from mplug2.tokenizer import Tokenizer
-    from mplug2.train.trainer import TrainConfig, Trainer
+    from mplug2.train.trainer import Trainer
+    from mplug2.train.twins import PhraseSwapper, read_phrase_pairs
 
+    if reversed_twins > 0 and direction_phrases is None:
+        raise click.UsageError("--reversed-twins needs --direction-phrases (the phrases a reversed video swaps)")
     torch.manual_seed(seed)
     vocab = vocab or vocab_for(model_name)
     if vocab is None:
@@ -113,7 +141,20 @@ def train(
     )
     click.echo(f"{len(dataset)} captioned samples from {len(items)} items ({len(dataset.failed)} could not be read)")
     if stage == "itm":
-        _itm_stage(model, tokenizer, dataset, vocab, out_dir, batch_size, lr, max_steps, time_limit, seed, fp16_weights)
+        _itm_stage(
+            model,
+            tokenizer,
+            dataset,
+            vocab,
+            out_dir,
+            batch_size,
+            lr,
+            max_steps,
+            time_limit,
+            seed,
+            fp16_weights,
+            itm_random_negatives,
+        )
         return
     config = TrainConfig(
         epochs=epochs,
@@ -123,12 +164,15 @@ def train(
         warmup_steps=warmup_steps,
         queue_size=queue_size,
         hard_batches=hard_batches,
+        reversed_twins=reversed_twins,
+        itm_random_negatives=itm_random_negatives,
         max_steps=max_steps,
         time_limit_s=time_limit * 60 if time_limit else None,
         seed=seed,
         checkpoint_every=checkpoint_every,
     )
-    trainer = Trainer(model, tokenizer, dataset, config, out_dir)
+    swapper = PhraseSwapper(read_phrase_pairs(json.loads(direction_phrases.read_text()))) if direction_phrases else None
+    trainer = Trainer(model, tokenizer, dataset, config, out_dir, swapper)
     result = trainer.train(resume=not no_resume)
     (out_dir / "train_log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in result.losses))
     provenance = {
@@ -145,7 +189,9 @@ def train(
     click.echo(f"trained {result.steps} steps in {result.seconds / 60:.1f} min (last loss {last:.3f}); model: {folder}")
 
 
-def _itm_stage(model, tokenizer, dataset, vocab, out_dir, batch_size, lr, max_steps, time_limit, seed, fp16) -> None:
+def _itm_stage(
+    model, tokenizer, dataset, vocab, out_dir, batch_size, lr, max_steps, time_limit, seed, fp16, random_negatives
+) -> None:
     import time
 
     import numpy as np
@@ -159,7 +205,12 @@ def _itm_stage(model, tokenizer, dataset, vocab, out_dir, batch_size, lr, max_st
     click.echo(f"encoded {len(dataset)} samples with the frozen encoders in {time.monotonic() - started:.0f} s")
     remaining = time_limit * 60 - (time.monotonic() - started) if time_limit else None
     config = ITMStageConfig(
-        max_steps=max_steps or 4000, batch_size=batch_size, lr=lr, time_limit_s=remaining, seed=seed
+        max_steps=max_steps or 4000,
+        batch_size=batch_size,
+        lr=lr,
+        time_limit_s=remaining,
+        seed=seed,
+        random_negatives=random_negatives,
     )
     losses = train_itm_stage(model, encoded, dataset, config)
     out_dir.mkdir(parents=True, exist_ok=True)

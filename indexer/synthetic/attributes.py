@@ -62,6 +62,20 @@ SIZE_WORDS = {"small": ("small", "little", "tiny"), "large": ("large", "big", "h
 BACKGROUND_WORDS = {"black": ("black",), "grey": ("grey", "gray"), "navy": ("navy", "dark blue"), "brown": ("brown",)}
 
 
+# Motions that a video played backwards turns into each other; "rotating" and "still" stay what they are.
+OPPOSITE_MOTIONS = (("left", "right"), ("up", "down"), ("growing", "shrinking"))
+
+
+def direction_phrase_pairs() -> list[tuple[str, str]]:
+    """Each direction phrase with its opposite ("moves up" / "moves down", "rises" / "falls"), paired by position in
+    MOTION_PHRASES: what a time-reversed video's caption swaps."""
+    return [
+        pair
+        for first, second in OPPOSITE_MOTIONS
+        for pair in zip(MOTION_PHRASES[first], MOTION_PHRASES[second], strict=True)
+    ]
+
+
 @dataclass(frozen=True)
 class ShapeSpec:
     """One shape in a video or image: what it is and what it does."""

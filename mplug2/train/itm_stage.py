@@ -37,6 +37,7 @@ class ITMStageConfig:
     time_limit_s: float | None = None
     seed: int = 0
     log_every: int = 50
+    random_negatives: float = 0.0  # share of negatives drawn uniformly instead of by ITC similarity
 
 
 @dataclass
@@ -138,8 +139,9 @@ def train_itm_stage(
             item_ids = encoded.item_ids[index]
             sim = encoded.text_feat[index] @ encoded.visual_feat[kind][rows].T / temp  # [B, B] text -> visual
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-            negative_text = sample_hard_negatives(sim.T, item_ids, item_ids, generator)
-            negative_visual = sample_hard_negatives(sim, item_ids, item_ids, generator)
+            share = config.random_negatives
+            negative_text = sample_hard_negatives(sim.T, item_ids, item_ids, generator, share)
+            negative_visual = sample_hard_negatives(sim, item_ids, item_ids, generator, share)
             pair_text = torch.cat([text_tokens, text_tokens[negative_text], text_tokens])
             pair_mask = torch.cat([text_mask, text_mask[negative_text], text_mask])
             pair_visual = torch.cat([visual_tokens, visual_tokens, visual_tokens[negative_visual]])

@@ -53,13 +53,24 @@ def itc_loss(
 
 
 def sample_hard_negatives(
-    sim: torch.Tensor, query_ids: torch.Tensor, key_ids: torch.Tensor, generator: torch.Generator | None = None
+    sim: torch.Tensor,
+    query_ids: torch.Tensor,
+    key_ids: torch.Tensor,
+    generator: torch.Generator | None = None,
+    random_share: float = 0.0,
 ) -> torch.Tensor:
     """For each query row of `sim` [Q, K], one key index drawn with probability softmax(sim) over the keys that are
     not positives (never a key sharing the query's item id). A row with no negative at all draws uniformly from
-    the keys (possible only in a degenerate batch of one item)."""
+    the keys (possible only in a degenerate batch of one item).
+
+    `random_share` of the rows draw uniformly among their negatives instead. Why: at a low temperature softmax(sim)
+    is nearly the nearest neighbour, which differs from the positive in exactly what the visual tokens cannot show
+    yet; on such negatives alone the ITM loss stays at a constant guess. Easy negatives teach it to match first."""
     weights = F.softmax(sim.detach().float(), dim=1).cpu() + 1e-5  # drawn on the CPU: one seeded generator anywhere
     weights = weights.masked_fill((query_ids[:, None] == key_ids[None, :]).cpu(), 0.0)
+    if random_share > 0:
+        uniform = torch.rand(len(weights), generator=generator) < random_share
+        weights[uniform] = (weights[uniform] > 0).float()
     empty = weights.sum(dim=1) == 0
     weights[empty] = 1.0
     return torch.multinomial(weights, 1, generator=generator).squeeze(1).to(sim.device)

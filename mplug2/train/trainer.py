@@ -20,9 +20,12 @@ from mplug2.model import MPLUG2Retrieval
 from mplug2.tokenizer import Tokenizer
 from mplug2.train.data import Sample, TrainingSet
 from mplug2.train.losses import itc_loss, itm_loss, sample_hard_negatives
+from mplug2.train.twins import PhraseSwapper, add_time_reversed_twins
 from mplug2.transforms import to_model_input
 
 log = logging.getLogger(__name__)
+
+TWIN_ID_OFFSET = 1 << 40  # a time-reversed twin's item id: its original's plus this (no real id comes near it)
 
 
 @dataclass
@@ -41,6 +44,8 @@ class TrainConfig:
     momentum: float = 0.995
     distill_alpha: float = 0.4
     hard_batches: float = 0.0  # from epoch 2: share of samples in batches of the model's own nearest neighbours
+    reversed_twins: float = 0.0  # share of direction-captioned videos joined in their batch by a time-reversed twin
+    itm_random_negatives: float = 0.0  # share of ITM negatives drawn uniformly instead of by ITC similarity
     seed: int = 0
     precision: str = "auto"  # auto: bf16 autocast on GPU, float32 on CPU
     checkpoint_every: int = 200  # optimizer steps
@@ -83,10 +88,19 @@ class FeatureQueue(nn.Module):
 
 class Trainer:
     def __init__(
-        self, model: MPLUG2Retrieval, tokenizer: Tokenizer, dataset: TrainingSet, config: TrainConfig, out_dir: Path
+        self,
+        model: MPLUG2Retrieval,
+        tokenizer: Tokenizer,
+        dataset: TrainingSet,
+        config: TrainConfig,
+        out_dir: Path,
+        direction_phrases: PhraseSwapper | None = None,
     ) -> None:
         if not model.with_fusion:
             raise ValueError("training needs the fusion encoder (ITM): build the model with with_fusion=True")
+        if config.reversed_twins > 0 and direction_phrases is None:
+            raise ValueError("time-reversed twins need the direction phrases to swap in their captions")
+        self.direction_phrases = direction_phrases
         self.model, self.tokenizer, self.dataset, self.config = model, tokenizer, dataset, config
         self.out_dir = Path(out_dir)
         self.device = next(model.parameters()).device
@@ -202,8 +216,9 @@ class Trainer:
             self._pending_queue = (visual_m, text_m, item_ids)
         loss_itc, sim_v2t, sim_t2v = itc_loss(visual.feat, text.feat, model.temp, item_ids, **keys)
         batch = len(samples)
-        negative_text = sample_hard_negatives(sim_v2t[:, :batch], item_ids, item_ids, generator)
-        negative_visual = sample_hard_negatives(sim_t2v[:, :batch], item_ids, item_ids, generator)
+        share = config.itm_random_negatives
+        negative_text = sample_hard_negatives(sim_v2t[:, :batch], item_ids, item_ids, generator, share)
+        negative_visual = sample_hard_negatives(sim_t2v[:, :batch], item_ids, item_ids, generator, share)
         # Pairs: matched (label 1); each visual with a hard negative text; each text with a hard negative visual.
         text_tokens = torch.cat([text.tokens, text.tokens[negative_text], text.tokens])
         text_mask = torch.cat([text.mask, text.mask[negative_text], text.mask])
@@ -211,7 +226,8 @@ class Trainer:
         labels = torch.cat([torch.ones(batch), torch.zeros(2 * batch)]).long().to(self.device)
         loss_itm = itm_loss(model.itm_logits(text_tokens, text_mask, visual_tokens), labels)
         loss = loss_itc + config.itm_weight * loss_itm
-        return loss, {"itc": loss_itc.item(), "itm": loss_itm.item(), "temp": model.temp.item()}
+        parts = {"itc": loss_itc.item(), "itm": loss_itm.item(), "temp": model.temp.item(), "samples": batch}
+        return loss, parts
 
     def distill_alpha(self) -> float:
         """mPLUG v1 ramps distillation in over the first epoch: a young momentum model's soft targets are noise."""
@@ -299,6 +315,11 @@ class Trainer:
         usable = len(batches) - len(batches) % config.grad_accum
         for index in range(start, usable):
             samples = [self.dataset.load(i, np.random.default_rng([config.seed, epoch, i])) for i in batches[index]]
+            if config.reversed_twins > 0 and self.direction_phrases is not None:
+                rng = np.random.default_rng([config.seed, epoch, index, 17])
+                samples = add_time_reversed_twins(
+                    samples, self.direction_phrases, config.reversed_twins, rng, TWIN_ID_OFFSET
+                )
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 100_003 + index)
             enabled = self.autocast_dtype is not None
             with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=enabled):
