@@ -17,6 +17,13 @@ from indexer.cli import cli
 @click.option("--test-videos", type=int, default=500, show_default=True, help="Held-out test videos.")
 @click.option("--test-images", type=int, default=300, show_default=True, help="Held-out test images.")
 @click.option("--long-videos", type=int, default=0, show_default=True, help="Multi-scene videos of 20-60 s.")
+@click.option(
+    "--direction-twins/--no-direction-twins",
+    default=True,
+    show_default=True,
+    help="Also write each test video with a direction played backwards (test/twins/), captioned with the opposite "
+    "direction, and the twin set's annotations (test_twins.jsonl; test_directions.jsonl holds the originals alone).",
+)
 @click.option("--workers", type=int, help="Processes (default: one per CPU core).")
 def make_synthetic(
     out_dir: Path,
@@ -26,6 +33,7 @@ def make_synthetic(
     test_videos: int,
     test_images: int,
     long_videos: int,
+    direction_twins: bool,
     workers: int | None,
 ) -> None:
     """Generate the synthetic shapes benchmark: coloured shapes moving left, right, up, down, growing, shrinking,
@@ -40,6 +48,8 @@ def make_synthetic(
             bar.total = total
             bar.update(done - bar.n)
 
-        manifest = generate(out_dir, seed, videos, images, test_videos, test_images, long_videos, workers, progress)
+        manifest = generate(
+            out_dir, seed, videos, images, test_videos, test_images, long_videos, workers, progress, direction_twins
+        )
     counts = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in manifest["counts"].items() if count)
     click.echo(f"wrote {counts} to {out_dir} (annotations in {out_dir / 'annotations'})")

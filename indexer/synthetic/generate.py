@@ -23,21 +23,25 @@ from indexer.synthetic.attributes import (
     BACKGROUNDS,
     COLOURS,
     MOTIONS,
+    OPPOSITE_MOTIONS,
     POSITIONS,
     SHAPES,
     SIZES,
     ShapeSpec,
     caption_words,
+    direction_phrase_pairs,
     is_held_out_image_pair,
     is_held_out_triple,
     valid_motion,
 )
 from indexer.synthetic.captions import image_caption, video_caption
 from indexer.synthetic.render import render_image, render_video
+from mplug2.train.twins import PhraseSwapper
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: direction twins beside the test split (the earlier files are unchanged)
+OPPOSITE = {a: b for pair in OPPOSITE_MOTIONS for a, b in (pair, pair[::-1])}
 SPLIT_IDS = {"train": 0, "test": 1, "long": 2}
 RESOLUTIONS = ((96, 96), (128, 96), (160, 120), (192, 108), (240, 136), (256, 144), (320, 180), (320, 240), (480, 270))
 FRAME_RATES = (8, 10, 12, 15, 24, 25, 30)
@@ -155,25 +159,41 @@ def _random_shape(triples: list[tuple[str, str, str]], rng: np.random.Generator)
     return ShapeSpec(colour, shape, motion, sizes[int(rng.integers(len(sizes)))])
 
 
-def _write_video(out: str, item: VideoItem, seed: int) -> dict:
+def _write_video(out: str, item: VideoItem, seed: int, twins: bool = False) -> dict:
     rng = _rng(seed, item.split, item.index)
     width, height = RESOLUTIONS[int(rng.integers(len(RESOLUTIONS)))]
     fps = FRAME_RATES[int(rng.integers(len(FRAME_RATES)))]
     seconds = float(rng.uniform(1.5, 6.0))
     codec, suffix, pix_fmt, extra = CODECS[int(rng.integers(len(CODECS)))]
     relative = f"{item.split}/videos/{item.split}-{item.index:05d}{suffix}"
-    frames = render_video(list(item.shapes), item.background, width, height, max(2, round(seconds * fps)), rng)
+    frames = list(render_video(list(item.shapes), item.background, width, height, max(2, round(seconds * fps)), rng))
     encode_frames(frames, Path(out) / relative, fps, codec=codec, pix_fmt=pix_fmt, extra_args=extra)
     captions = [video_caption(list(item.shapes), item.background, item.split, rng) for _ in range(item.captions)]
-    return {
+    row = {
         "video": relative,
         "caption": captions if item.captions > 1 else captions[0],
         "attributes": _attributes(item.shapes, item.background),
         "width": width,
         "height": height,
         "fps": fps,
-        "frames": max(2, round(seconds * fps)),
+        "frames": len(frames),
     }
+    if twins and item.split == "test" and len(item.shapes) == 1 and item.shapes[0].motion in OPPOSITE:
+        row["twin"] = _write_twin(out, relative, frames, fps, (codec, pix_fmt, extra), captions[0], row["attributes"])
+    return row
+
+
+def _write_twin(
+    out: str, relative: str, frames: list[np.ndarray], fps: int, encoding: tuple, caption: str, attributes: dict
+) -> dict:
+    """The test video played backwards, captioned with the opposite direction: its direction twin. Only time order
+    tells the two apart, so a model blind to it ranks them alike."""
+    codec, pix_fmt, extra = encoding
+    twin = relative.replace("/videos/", "/twins/").replace(".", "-reversed.", 1)
+    encode_frames(frames[::-1], Path(out) / twin, fps, codec=codec, pix_fmt=pix_fmt, extra_args=extra)
+    swapped = PhraseSwapper(direction_phrase_pairs()).swap(caption)
+    assert swapped is not None, f"a direction caption without a direction phrase: {caption!r}"
+    return {"video": twin, "caption": swapped, "attributes": {**attributes, "motion": OPPOSITE[attributes["motion"]]}}
 
 
 def _write_image(out: str, item: ImageItem, seed: int) -> dict:
@@ -236,8 +256,10 @@ def generate(
     long_videos: int = 0,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    direction_twins: bool = False,
 ) -> dict:
-    """Write the benchmark under `out`; returns the manifest."""
+    """Write the benchmark under `out`; returns the manifest. `direction_twins`: also each test video with a
+    direction played backwards (test/twins/), and the twin set's annotations."""
     out = Path(out)
     for folder in ("train/videos", "test/videos", "annotations"):
         (out / folder).mkdir(parents=True, exist_ok=True)
@@ -246,7 +268,12 @@ def generate(
     jobs += [(_write_image, item) for item in the_plan.images] + [(_write_long, item) for item in the_plan.long]
     results: list[object] = []
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        futures = [pool.submit(function, str(out), item, seed) for function, item in jobs]
+        futures = [
+            pool.submit(function, str(out), item, seed, direction_twins)
+            if function is _write_video
+            else pool.submit(function, str(out), item, seed)
+            for function, item in jobs
+        ]
         for done, future in enumerate(futures, 1):
             results.append(future.result())
             if progress:
@@ -263,8 +290,13 @@ def generate(
             rows["long_scenes"].extend(result)  # type: ignore[arg-type]
         else:
             rows[f"{item.split}_{'videos' if function is _write_video else 'images'}"].append(result)
+    # The direction twin set: each test video with a direction beside its reversed copy; and the same originals
+    # alone, so that a report can set R@1 with the twins against R@1 on the same queries without them.
+    originals = [{k: v for k, v in row.items() if k != "twin"} for row in rows["test_videos"] if "twin" in row]
+    rows["test_twins"] = originals + [row["twin"] for row in rows["test_videos"] if "twin" in row]
+    rows["test_directions"] = originals
     for name, content in rows.items():
-        if content or name != "long_scenes":
+        if content or name not in ("long_scenes", "test_twins", "test_directions"):
             lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in content)
             (out / "annotations" / f"{name}.jsonl").write_text(lines)
     manifest = {

@@ -46,6 +46,26 @@ def rows(out: Path, name: str) -> list[dict]:
     return [json.loads(line) for line in (out / "annotations" / f"{name}.jsonl").read_text().splitlines()]
 
 
+def test_direction_twins_play_backwards_with_the_opposite_caption(benchmark: Path) -> None:
+    originals, twins = rows(benchmark, "test_directions"), rows(benchmark, "test_twins")
+    assert originals and twins == originals + twins[len(originals) :] and len(twins) == 2 * len(originals)
+    opposite = {"left": "right", "right": "left", "up": "down", "down": "up", "growing": "shrinking"}
+    opposite["shrinking"] = "growing"
+    for original, twin in zip(originals, twins[len(originals) :], strict=True):
+        assert twin["attributes"]["motion"] == opposite[original["attributes"]["motion"]]
+        assert twin["caption"] != original["caption"]
+        frames = [
+            decode(DecodeRequest(str(benchmark / row["video"]), spans=((0.0, None),), num_frames=6, size=32))
+            .spans[0]
+            .frames.astype(float)
+            for row in (original, twin)
+        ]
+        # Sampled at mirrored times, the twin's frames are the original's in reverse order (codec noise aside).
+        assert np.abs(frames[0] - frames[1][::-1]).mean() < 6.0
+        assert np.abs(frames[0] - frames[1]).mean() > np.abs(frames[0] - frames[1][::-1]).mean() + 1.0
+    assert all("twin" not in row for row in rows(benchmark, "test_videos"))
+
+
 def test_held_out_triples_never_reach_training_and_every_attribute_does() -> None:
     the_plan = plan(seed=0, train_videos=4000, train_images=100, test_videos=500, test_images=300)
     train = [item for item in the_plan.videos if item.split == "train"]
