@@ -3,9 +3,10 @@
 query → normalise + tokenise → text encoder → ITC vector → FAISS top-N, with the metadata filters applied inside the
 search → clip records from the catalog (only `ready` clips: a search during an index run sees whole files only) →
 the top `rerank_k` re-scored by the fusion encoder's ITM head on each clip's visual tokens (from the feature store,
-or recomputed from the file when the store keeps none) → final score as the official recipe: video = ITM match logit
-+ cosine, image = ITM logit; candidates beyond `rerank_k` keep their ITC order below → optionally one result per
-file. Every stage is timed.
+or recomputed from the file when the store keeps none) → final score, one formula for videos and images
+(`indexer.scoring`: cosine / τ + ITM log-odds); candidates beyond `rerank_k` keep their ITC order below →
+optionally one result per file. Every stage is timed. How deep to re-rank, if at all, defaults to what the model's
+own validation chose (its folder's rerank.json).
 
 The engine reads through the archive only (it writes nothing) and is what the app talks to: search, thumbnails,
 opening a result's file (`serving.py`: by clip id, only under an indexed root), browser previews, typed stats.
@@ -28,17 +29,20 @@ from indexer.archive import Archive, ArchiveError, ArchiveStats
 from indexer.db.records import ClipRecord, SearchFilters
 from indexer.media.decode import DecodeResult, model_request
 from indexer.media.workers import DecodePool
+from indexer.scoring import DEFAULT_RERANK_K, ENGINE_SCORER, RerankChoice, final_scores
 from indexer.serving import NotServable, OpenClip, Playable, open_clip, playable
 from indexer.settings import Settings, default_model_dir
 from mplug2.bundle import ModelBundle, load_model_bundle
 
 __all__ = [
+    "DEFAULT_RERANK_K",
     "ArchiveError",
     "ArchiveStats",
     "Library",
     "NotServable",
     "OpenClip",
     "Playable",
+    "RerankChoice",
     "SearchEngine",
     "SearchFilters",
     "SearchResponse",
@@ -46,8 +50,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_RERANK_K = 32
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,8 @@ class SearchResult:
     start: float
     end: float
     itc_score: float  # cosine similarity of the query and clip ITC vectors
-    itm_score: float | None  # ITM "match" logit, when re-ranked
-    score: float  # what the list is sorted by
+    itm_score: float | None  # ITM log-odds of a match (match − no-match logit), when re-ranked
+    score: float  # what the list is sorted by: the final score when re-ranked, else the cosine
     reranked: bool
 
 
@@ -87,6 +89,7 @@ class SearchEngine:
         self.archive.refresh()  # loads the index now, not on the first query
         self._workers = workers
         self._pool: DecodePool | None = None
+        self.rerank_choice = RerankChoice.of_model(bundle.name)
 
     @classmethod
     def open(cls, settings: Settings, model: str | None = None, device: str | None = None) -> SearchEngine:
@@ -114,11 +117,12 @@ class SearchEngine:
         self,
         query: str | np.ndarray,
         k: int = 20,
-        rerank_k: int | None = DEFAULT_RERANK_K,
+        rerank_k: int | None = None,
         filters: SearchFilters | None = None,
         one_per_file: bool = False,
     ) -> SearchResponse:
-        """Top `k` results for a text query, or for an example image (uint8 [H, W, 3]; ITC only, as ITM needs text)."""
+        """Top `k` results for a text query, or for an example image (uint8 [H, W, 3]; ITC only, as ITM needs text).
+        `rerank_k`: candidates re-ranked by ITM; None: the model's choice (`rerank_choice`), 0: none."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
         self.refresh()
@@ -134,7 +138,8 @@ class SearchEngine:
             text = None
             vector = self.bundle.encode_images(np.asarray(query)[None]).feat.cpu().numpy()
         timings["encode_query"] = time.perf_counter() - started
-        rerank_k = rerank_k if (is_text and self.bundle.with_fusion and rerank_k) else 0
+        rerank_k = self.rerank_choice.rerank_k if rerank_k is None else rerank_k
+        rerank_k = rerank_k if (is_text and self.bundle.with_fusion) else 0
         allowed = None
         if filters is not None and not filters.is_empty():
             started = time.perf_counter()
@@ -143,15 +148,16 @@ class SearchEngine:
             if len(allowed) == 0:
                 return SearchResponse(_label(query), [], timings)
         records, itc = self._candidates(vector, max(k, rerank_k), allowed, one_per_file, k, timings)
-        itm = np.full(len(records), np.nan)
+        itm = np.full((len(records), 2), np.nan)
         if rerank_k and records:
             started = time.perf_counter()
             top = min(rerank_k, len(records))
             itm[:top] = self._itm(text, records[:top])
             timings["rerank"] = time.perf_counter() - started
-        results = _rank(records, itc, itm, k, one_per_file)
+        results = _rank(records, itc, itm, k, one_per_file, self.bundle.temperature)
         timings["total"] = sum(timings.values())
-        return SearchResponse(_label(query), results, timings, len(records), int(np.count_nonzero(~np.isnan(itm))))
+        reranked = int(np.count_nonzero(~np.isnan(itm[:, 0])))
+        return SearchResponse(_label(query), results, timings, len(records), reranked)
 
     def _candidates(
         self, vector: np.ndarray, wanted: int, allowed: np.ndarray | None, one_per_file: bool, k: int, timings: dict
@@ -176,20 +182,20 @@ class SearchEngine:
             fetch *= 4
 
     def _itm(self, text, records: list[ClipRecord]) -> np.ndarray:
-        """ITM match logits of the query against each record's visual tokens."""
+        """ITM logits [N, 2] (no-match, match) of the query against each record's visual tokens."""
         tokens = self.archive.tokens([r.id for r in records])
         missing = [i for i, t in enumerate(tokens) if t is None]
         if missing:
             for position, computed in zip(missing, self._recompute_tokens([records[i] for i in missing]), strict=True):
                 tokens[position] = computed
-        logits = np.full(len(records), np.nan)
+        logits = np.full((len(records), 2), np.nan)
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for position, array in enumerate(tokens):
             if array is not None:
                 groups[array.shape].append(position)
         for positions in groups.values():  # pairs of one token count form one batch
             visual = torch.from_numpy(np.stack([tokens[p] for p in positions]).astype(np.float32))
-            scores = self.bundle.itm_match_logits(text[[0] * len(positions)], visual)
+            scores = self.bundle.itm_pair_logits(text[[0] * len(positions)], visual)
             logits[positions] = scores.cpu().numpy()
         return logits
 
@@ -254,11 +260,13 @@ def _label(query: str | np.ndarray) -> str:
 
 
 def _rank(
-    records: list[ClipRecord], itc: np.ndarray, itm: np.ndarray, k: int, one_per_file: bool
+    records: list[ClipRecord], itc: np.ndarray, itm: np.ndarray, k: int, one_per_file: bool, temperature: float
 ) -> list[SearchResult]:
-    """Re-ranked candidates first by final score, the rest after them in ITC order (the official -100 floor)."""
-    final = np.where(np.isnan(itm), -np.inf, itm + np.where([r.kind == "video" for r in records], itc, 0.0))
-    order = sorted(range(len(records)), key=lambda i: (np.isnan(itm[i]), -final[i], -itc[i]))
+    """Re-ranked candidates first by final score (one scale for every kind), the rest after them in ITC order (the
+    official -100 floor)."""
+    reranked_rows = ~np.isnan(itm[:, 0])
+    final = np.where(reranked_rows, final_scores(ENGINE_SCORER, itc, np.nan_to_num(itm), True, temperature), -np.inf)
+    order = sorted(range(len(records)), key=lambda i: (not reranked_rows[i], -final[i], -itc[i]))
     results: list[SearchResult] = []
     files: set[int] = set()
     for i in order:
@@ -266,7 +274,7 @@ def _rank(
         if one_per_file and record.media_id in files:
             continue
         files.add(record.media_id)
-        reranked = not np.isnan(itm[i])
+        reranked = bool(reranked_rows[i])
         results.append(
             SearchResult(
                 rank=len(results) + 1,
@@ -277,7 +285,7 @@ def _rank(
                 start=record.start,
                 end=record.end,
                 itc_score=float(itc[i]),
-                itm_score=float(itm[i]) if reranked else None,
+                itm_score=float(itm[i, 1] - itm[i, 0]) if reranked else None,
                 score=float(final[i]) if reranked else float(itc[i]),
                 reranked=reranked,
             )

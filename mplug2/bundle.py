@@ -83,8 +83,8 @@ class ModelBundle:
             output = self.model.encode_image(pixels)
         return VisualOutput(output.tokens.float(), output.feat.float())
 
-    def itm_match_logits(self, text: TextOutput, visual_tokens: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        """Aligned pairs (text row i, visual tokens i) → ITM "match" logits [N] (index 1 of itm_head), float32."""
+    def itm_pair_logits(self, text: TextOutput, visual_tokens: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Aligned pairs (text row i, visual tokens i) → ITM logits [N, 2] (no-match, match), float32."""
         logits = []
         with self._inference():
             for start in range(0, len(visual_tokens), batch_size):
@@ -94,8 +94,17 @@ class ModelBundle:
                     text.mask[rows].to(self.device),
                     visual_tokens[rows].to(self.device),
                 )
-                logits.append(pair_logits[:, 1].float())
-        return torch.cat(logits) if logits else torch.empty(0)
+                logits.append(pair_logits.float())
+        return torch.cat(logits) if logits else torch.empty(0, 2)
+
+    def itm_match_logits(self, text: TextOutput, visual_tokens: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """The "match" logits [N] (index 1 of itm_head) of aligned pairs."""
+        return self.itm_pair_logits(text, visual_tokens, batch_size)[:, 1]
+
+    @property
+    def temperature(self) -> float:
+        """The learnt ITC temperature τ: cosine / τ is the logit the model was trained with."""
+        return float(self.model.temp.detach())
 
 
 def load_model_bundle(

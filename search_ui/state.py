@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from indexer.engine import ArchiveStats, Library, OpenClip, Playable, SearchEngine, SearchResponse
+from indexer.engine import ArchiveStats, Library, OpenClip, Playable, RerankChoice, SearchEngine, SearchResponse
 from indexer.settings import Settings, default_home, load_settings
 
 
@@ -67,6 +67,10 @@ class SharedEngine:
     @property
     def model_name(self) -> str:
         return self._engine.bundle.name  # fixed for the engine's life: no lock needed
+
+    @property
+    def rerank_choice(self) -> RerankChoice:
+        return self._engine.rerank_choice  # read from the model folder once: no lock needed
 
     def search(self, *args, **kwargs) -> SearchResponse:
         with self._lock:

@@ -282,7 +282,11 @@ def _print_summary(summary) -> None:
 @archive_options
 @model_option
 @click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="Results to show.")
-@click.option("--rerank-k", type=int, default=32, show_default=True, help="Candidates re-ranked by ITM (0: none).")
+@click.option(
+    "--rerank-k",
+    type=click.IntRange(min=0),
+    help="Candidates re-ranked by ITM (0: none; default: what the model's validation chose, see `models`).",
+)
 @click.option(
     "--image",
     "image_path",
@@ -303,7 +307,7 @@ def search(
     index_dir: Path | None,
     model: str | None,
     k: int,
-    rerank_k: int,
+    rerank_k: int | None,
     image_path: Path | None,
     path_prefix: str | None,
     kinds: tuple[str, ...],

@@ -19,7 +19,12 @@ from indexer.evaluation.datasets import READERS
 @click.option("--media", "media_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @model_option
 @click.option("--frames", type=int, help="Frames per video (default: the model's).")
-@click.option("--rerank-k", type=int, help="Candidates re-ranked by ITM per query (default 128 video, 256 images).")
+@click.option(
+    "--rerank-k",
+    type=click.IntRange(min=0),
+    help="Candidates re-ranked by ITM per query (default 128 video, 256 images, as officially; 0: no re-ranking). "
+    "The model's own choice (its folder's rerank.json) is reported beside it.",
+)
 @click.option("--no-rerank", is_flag=True, help="ITC only (also what a model without a fusion encoder gives).")
 @click.option("--dual-softmax", is_flag=True, help="Also report dual-softmax ITC scores (labelled separately).")
 @click.option("--limit", type=int, help="Evaluate only the first N items (a quick look).")
@@ -53,8 +58,9 @@ def evaluate(
     out_dir: Path | None,
     cache_dir: Path | None,
 ) -> None:
-    """Zero-shot text-video (or text-image) retrieval: R@1/5/10, MdR, MnR both ways, with and without ITM
-    re-ranking (the official mPLUG-2 recipe). Missing or unreadable media are counted and left out."""
+    """Zero-shot text-video (or text-image) retrieval: R@1/5/10, MdR, MnR both ways, by ITC and re-ranked by ITM
+    with each scorer: the official mPLUG-2 recipe (per kind), the engine's one-scale score, and the scorer and
+    depth the model's validation chose. Missing or unreadable media are counted and left out."""
     from indexer.evaluation.datasets import load_benchmark
     from indexer.evaluation.report import build_report, print_table, save_report
     from indexer.evaluation.runner import EvalSettings

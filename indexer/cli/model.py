@@ -13,7 +13,9 @@ from indexer.cli.errors import UserError, user_errors
 
 @cli.command()
 def models() -> None:
-    """List model configs and known checkpoints, and which checkpoints are fetched."""
+    """List model configs and known checkpoints, which are fetched, and how each model folder re-ranks."""
+    from indexer.scoring import RerankChoice
+    from indexer.settings import default_model_dir
     from mplug2.factory import list_models, resolve_folder
     from mplug2.pretrained import KNOWN_CHECKPOINTS
 
@@ -26,10 +28,12 @@ def models() -> None:
         if known.format == "clip":
             state = f"fetch with `mplug2-search fetch-checkpoint {name}` (not a search model by itself)"
         elif folder is not None:
-            state = f"ready in {folder}: use --model {name}"
+            state = f"ready in {folder}: use --model {name}; {RerankChoice.of_model(str(folder)).summary()}"
         else:
             state = f"not fetched: `mplug2-search fetch-checkpoint {name}`"
         click.echo(f"{name:24} {known.notes}\n{'':24} {state}")
+    bundled = default_model_dir()
+    click.echo(f"\ndefault model: {bundled}\n  {RerankChoice.of_model(str(bundled)).summary()}")
 
 
 def _convert_options(function):

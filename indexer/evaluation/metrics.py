@@ -63,13 +63,12 @@ def top_k(sim: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(candidates, order, axis=1)
 
 
-def rerank_scores(sim: np.ndarray, candidates: np.ndarray, itm_logits: np.ndarray, add_similarity: bool) -> np.ndarray:
-    """The official final matrix: for each query row, its `candidates` [Q, k] get the ITM match logit (plus the
-    cosine similarity for video), every other entry -100."""
-    final = np.full(sim.shape, OUTSIDE_TOP_K, dtype=np.float64)
-    rows = np.arange(len(sim))[:, None]
-    final[rows, candidates] = itm_logits + (sim[rows, candidates] if add_similarity else 0.0)
-    return final
+def rerank_scores(shape: tuple[int, int], candidates: np.ndarray, final: np.ndarray) -> np.ndarray:
+    """The official final matrix: each query row's `candidates` [Q, k] get their `final` scores [Q, k], every other
+    entry -100 (so everything outside a row's top k ties below it; `best_ranks` breaks that tie pessimistically)."""
+    matrix = np.full(shape, OUTSIDE_TOP_K, dtype=np.float64)
+    matrix[np.arange(shape[0])[:, None], candidates] = final
+    return matrix
 
 
 def dual_softmax(sim: np.ndarray, scale: float = 100.0) -> np.ndarray:

@@ -16,6 +16,7 @@ from indexer.evaluation.features import ItemFeatureCache
 from indexer.evaluation.metrics import dual_softmax, rerank_scores, retrieval_metrics, top_k
 from indexer.media.decode import DecodeResult, model_request
 from indexer.media.workers import DecodePool
+from indexer.scoring import SCORERS, RerankChoice, final_scores
 from mplug2.bundle import ModelBundle
 from mplug2.model import TextOutput
 
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class EvalSettings:
     num_frames: int | None = None  # default: the model's
-    rerank_k: int | None = None  # default: 128 for video, 256 for images (the official k_test)
+    rerank_k: int | None = None  # None: 128 for video, 256 for images (the official k_test); 0: no re-ranking
     rerank: bool = True
+    model_choice: RerankChoice | None = None  # default: what the model folder records (rerank.json)
     dual_softmax: bool = False
     batch_size: int = 16
     workers: int = 2
@@ -35,14 +37,51 @@ class EvalSettings:
 
 
 @dataclass
+class Reranked:
+    """ITM logits of each text's top items and each item's top texts (candidates best-first by ITC)."""
+
+    t2v_candidates: np.ndarray  # [Q, k]
+    t2v_logits: np.ndarray  # [Q, k, 2] (no-match, match)
+    v2t_candidates: np.ndarray  # [N, k]
+    v2t_logits: np.ndarray  # [N, k, 2]
+
+    @property
+    def pairs(self) -> int:
+        return self.t2v_candidates.size + self.v2t_candidates.size
+
+    def final_matrices(
+        self, sim: np.ndarray, scorer: str, depth: int, is_video: bool, temperature: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The final t2v and v2t matrices when the top `depth` (at most the depth scored) are re-ranked by `scorer`:
+        the candidates are best-first, so a shallower re-rank is a prefix of a deeper one."""
+        matrices = []
+        for matrix, candidates, logits in (
+            (sim, self.t2v_candidates, self.t2v_logits),
+            (sim.T, self.v2t_candidates, self.v2t_logits),
+        ):
+            candidates, logits = candidates[:, :depth], logits[:, :depth]
+            cosine = matrix[np.arange(len(matrix))[:, None], candidates]
+            final = final_scores(scorer, cosine, logits, is_video, temperature)
+            matrices.append(rerank_scores(matrix.shape, candidates, final))
+        return matrices[0], matrices[1]
+
+
+@dataclass
 class EvalResult:
     benchmark: RetrievalBenchmark
-    metrics: dict[str, dict[str, float]]  # "itc", "rerank", "dual_softmax" -> metrics
+    metrics: dict[str, dict[str, float]]  # "itc", each of SCORERS when re-ranked, "dual_softmax" -> metrics
     ranks: dict[str, dict[str, np.ndarray]]  # same keys -> {"t2v": [Q], "v2t": [N]}
     counts: dict[str, int]
     timings: dict[str, float]
     failures: dict[str, str] = field(default_factory=dict)
     similarity: np.ndarray | None = None
+    reranked: Reranked | None = None  # the ITM logits behind the re-ranked scorers (any shallower depth derives)
+    top1: dict[str, np.ndarray] = field(default_factory=dict)  # scorer -> each text's first-ranked item
+
+
+def default_rerank_k(kind: str) -> int:
+    """The official evaluation's k_test: 128 candidates per video query, 256 per image query."""
+    return 128 if kind == "video" else 256
 
 
 def item_requests(benchmark: RetrievalBenchmark, bundle: ModelBundle, num_frames: int, rows: list[int]):
@@ -117,37 +156,25 @@ def embed_texts(bundle: ModelBundle, texts: list[str], kind: str, batch_size: in
 
 
 def rerank(
-    bundle: ModelBundle,
-    sim: np.ndarray,
-    text: TextOutput,
-    item_tokens: np.ndarray,
-    k: int,
-    add_similarity: bool,
-    progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Official ITM re-rank: each text's top-k items and each item's top-k texts. Returns the final t2v and v2t
-    matrices and the number of ITM pairs scored."""
+    bundle: ModelBundle, sim: np.ndarray, text: TextOutput, item_tokens: np.ndarray, k: int, progress: bool = True
+) -> Reranked:
+    """ITM as the official evaluation runs it: each text's top-k items and each item's top-k texts, each pair scored
+    once by the ITM head."""
     from tqdm import tqdm
 
-    t2v_candidates = top_k(sim, k)
-    v2t_candidates = top_k(sim.T, k)
-    t2v_logits = np.zeros(t2v_candidates.shape)
-    v2t_logits = np.zeros(v2t_candidates.shape)
-    pairs = t2v_candidates.size + v2t_candidates.size
-    with tqdm(total=pairs, desc="re-ranking (ITM)", unit="pair", disable=not progress) as bar:
-        for query in range(len(sim)):
-            candidates = t2v_candidates[query]
+    result = Reranked(top_k(sim, k), np.zeros(0), top_k(sim.T, k), np.zeros(0))
+    result.t2v_logits = np.zeros((*result.t2v_candidates.shape, 2))
+    result.v2t_logits = np.zeros((*result.v2t_candidates.shape, 2))
+    with tqdm(total=result.pairs, desc="re-ranking (ITM)", unit="pair", disable=not progress) as bar:
+        for query, candidates in enumerate(result.t2v_candidates):
             tokens = torch.from_numpy(item_tokens[candidates].astype(np.float32))
-            t2v_logits[query] = bundle.itm_match_logits(text[[query] * len(candidates)], tokens).cpu().numpy()
+            result.t2v_logits[query] = bundle.itm_pair_logits(text[[query] * len(candidates)], tokens).cpu().numpy()
             bar.update(len(candidates))
-        for item in range(sim.shape[1]):
-            candidates = v2t_candidates[item]
+        for item, candidates in enumerate(result.v2t_candidates):
             tokens = torch.from_numpy(item_tokens[[item] * len(candidates)].astype(np.float32))
-            v2t_logits[item] = bundle.itm_match_logits(text[candidates.tolist()], tokens).cpu().numpy()
+            result.v2t_logits[item] = bundle.itm_pair_logits(text[candidates.tolist()], tokens).cpu().numpy()
             bar.update(len(candidates))
-    final_t2v = rerank_scores(sim, t2v_candidates, t2v_logits, add_similarity)
-    final_v2t = rerank_scores(sim.T, v2t_candidates, v2t_logits, add_similarity)
-    return final_t2v, final_v2t, pairs
+    return result
 
 
 def evaluate(bundle: ModelBundle, benchmark: RetrievalBenchmark, settings: EvalSettings, cache_dir: Path) -> EvalResult:
@@ -156,7 +183,8 @@ def evaluate(bundle: ModelBundle, benchmark: RetrievalBenchmark, settings: EvalS
     started = time.perf_counter()
     total_texts = len(benchmark.texts)
     present, missing = benchmark.check_media()
-    rerank_on = settings.rerank and bundle.with_fusion
+    k = default_rerank_k(benchmark.kind) if settings.rerank_k is None else settings.rerank_k
+    rerank_on = settings.rerank and bundle.with_fusion and k > 0
     cache, timings = embed_items(bundle, benchmark, settings, cache_dir, keep_tokens=rerank_on)
     failures = {benchmark.items[row].key: message for row, message in cache.errors().items()}
     failures.update({benchmark.items[row].key: "file not found" for row in missing})
@@ -171,6 +199,8 @@ def evaluate(bundle: ModelBundle, benchmark: RetrievalBenchmark, settings: EvalS
     sim = text.feat.cpu().numpy() @ item_feat.T  # [texts, items]
     metrics = {"itc": retrieval_metrics(sim, subset.text_to_items, subset.item_to_texts)}
     ranks = {"itc": {"t2v": best_ranks(sim, subset.text_to_items), "v2t": best_ranks(sim.T, subset.item_to_texts)}}
+    top1 = {"itc": sim.argmax(axis=1)}
+    reranked = None
     if settings.dual_softmax:
         t2v, v2t = dual_softmax(sim), dual_softmax(sim.T)
         metrics["dual_softmax"] = retrieval_metrics(t2v, subset.text_to_items, subset.item_to_texts, v2t)
@@ -188,17 +218,27 @@ def evaluate(bundle: ModelBundle, benchmark: RetrievalBenchmark, settings: EvalS
         "texts_dropped": dropped_texts,
     }
     if rerank_on:
-        k = settings.rerank_k or (128 if benchmark.kind == "video" else 256)
         rerank_started = time.perf_counter()
         tokens = np.asarray(cache.tokens[usable])
-        final_t2v, final_v2t, pairs = rerank(bundle, sim, text, tokens, k, benchmark.kind == "video", settings.progress)
+        chosen = settings.model_choice or RerankChoice.of_model(bundle.name)
+        reranked = rerank(bundle, sim, text, tokens, max(k, chosen.rerank_k), settings.progress)
         timings["rerank_s"] = time.perf_counter() - rerank_started
-        counts["itm_pairs"] = pairs
+        counts["itm_pairs"] = reranked.pairs
         counts["rerank_k"] = k
-        metrics["rerank"] = retrieval_metrics(final_t2v, subset.text_to_items, subset.item_to_texts, final_v2t)
-        ranks["rerank"] = {
-            "t2v": best_ranks(final_t2v, subset.text_to_items),
-            "v2t": best_ranks(final_v2t, subset.item_to_texts),
-        }
+        counts["model_choice_rerank_k"] = chosen.rerank_k
+        scorers = {scorer: (scorer, k) for scorer in SCORERS}
+        scorers["model_choice"] = (chosen.scorer, chosen.rerank_k)
+        for label, (scorer, depth) in scorers.items():
+            if depth == 0:  # the model's own choice may be no re-ranking at all
+                metrics[label], ranks[label], top1[label] = metrics["itc"], ranks["itc"], top1["itc"]
+                continue
+            is_video = benchmark.kind == "video"
+            final_t2v, final_v2t = reranked.final_matrices(sim, scorer, depth, is_video, bundle.temperature)
+            metrics[label] = retrieval_metrics(final_t2v, subset.text_to_items, subset.item_to_texts, final_v2t)
+            ranks[label] = {
+                "t2v": best_ranks(final_t2v, subset.text_to_items),
+                "v2t": best_ranks(final_v2t, subset.item_to_texts),
+            }
+            top1[label] = final_t2v.argmax(axis=1)
     timings["total_s"] = time.perf_counter() - started
-    return EvalResult(subset, metrics, ranks, counts, timings, failures, sim)
+    return EvalResult(subset, metrics, ranks, counts, timings, failures, sim, reranked, top1)

@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from indexer.engine import ArchiveError, NotServable, SearchFilters, SearchResponse, SearchResult
+from indexer.engine import (
+    DEFAULT_RERANK_K,
+    ArchiveError,
+    NotServable,
+    RerankChoice,
+    SearchFilters,
+    SearchResponse,
+    SearchResult,
+)
 from indexer.settings import bundled_model_note, is_bundled_model
 from search_ui.state import AppConfig, SharedEngine, shared_engine
 
@@ -21,12 +29,16 @@ def _clock(seconds: float) -> str:
     return f"{minutes}:{secs:02d}" if minutes < 60 else f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
-def _controls(roots: list[str]) -> tuple[int, int, bool, SearchFilters]:
+def _controls(roots: list[str], choice: RerankChoice) -> tuple[int, int, bool, SearchFilters]:
     with st.sidebar:
         st.subheader("Results")
         k = st.slider("Results to show", 4, 64, 16, step=4, key="top_k")
-        rerank = st.toggle("Re-rank with the fusion encoder (ITM)", value=True, key="rerank")
-        rerank_k = st.slider("Candidates to re-rank", 8, 128, 32, step=8, key="rerank_k", disabled=not rerank)
+        # Defaults from the model's own validation: re-ranking off where it does not help this model.
+        rerank = st.toggle(
+            "Re-rank with the fusion encoder (ITM)", value=choice.rerank_k > 0, key="rerank", help=choice.summary()
+        )
+        depth = choice.rerank_k or DEFAULT_RERANK_K
+        rerank_k = st.slider("Candidates to re-rank", 8, 128, depth, step=8, key="rerank_k", disabled=not rerank)
         one_per_file = st.toggle("One result per file", value=False, key="one_per_file")
         st.subheader("Filters")
         folder = st.selectbox("Folder", ["All folders", *roots], key="folder")
@@ -159,7 +171,7 @@ def render(config: AppConfig) -> None:
         return
     if is_bundled_model(engine.model_name):
         st.info(bundled_model_note()[0].upper() + bundled_model_note()[1:] + ".", icon=":material/info:")
-    k, rerank_k, one_per_file, filters = _controls(engine.roots())
+    k, rerank_k, one_per_file, filters = _controls(engine.roots(), engine.rerank_choice)
     with st.form("query", border=False):
         text_column, button_column = st.columns([8, 1], vertical_alignment="bottom")
         query = text_column.text_input(

@@ -41,7 +41,8 @@ def test_eval_reports_metrics_files_and_exclusions(synthetic_media: Path, tiny_m
 
     report = json.loads((out / "report.json").read_text())
     assert report["counts"]["items_evaluated"] == 12 and report["counts"]["texts_evaluated"] == 12
-    assert set(report["metrics"]) == {"itc", "rerank", "dual_softmax"}
+    assert set(report["metrics"]) == {"itc", "official", "calibrated", "model_choice", "dual_softmax"}
+    assert report["counts"]["model_choice_rerank_k"] == 32, "no rerank.json in the folder: the engine's default"
     for metrics in report["metrics"].values():
         assert {"t2v_R@1", "t2v_R@5", "t2v_R@10", "t2v_R@mean", "t2v_MdR", "t2v_MnR", "v2t_R@1", "RSUM"} <= set(metrics)
     assert report["counts"]["rerank_k"] == 4 and report["counts"]["itm_pairs"] > 0
@@ -57,6 +58,11 @@ def test_eval_reports_metrics_files_and_exclusions(synthetic_media: Path, tiny_m
     second = json.loads((tmp_path / "reports" / "again" / "report.json").read_text())
     assert second["timings"]["items_embedded"] == 0  # every feature came from the cache
     assert second["metrics"]["itc"] == report["metrics"]["itc"]
+
+    no_rerank = run_eval(*args[:-3], "--rerank-k", "0", "--out", str(tmp_path / "reports" / "k0"))
+    assert no_rerank.returncode == 0, no_rerank.stderr
+    plain = json.loads((tmp_path / "reports" / "k0" / "report.json").read_text())
+    assert set(plain["metrics"]) == {"itc"} and "itm_pairs" not in plain["counts"], "0 means none"
 
     # The same folder with other weights (a model retrained in place) embeds everything afresh.
     weights = load_file(model / "model.safetensors")

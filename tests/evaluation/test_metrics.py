@@ -49,7 +49,7 @@ def test_rerank_floors_everything_outside_the_top_k_and_ranks_ties_pessimistical
     sim = np.array([[0.5, 0.4, 0.3, 0.2]])
     candidates = top_k(sim, 2)
     assert candidates.tolist() == [[0, 1]]
-    final = rerank_scores(sim, candidates, np.array([[-1.0, 3.0]]), add_similarity=False)
+    final = rerank_scores(sim.shape, candidates, np.array([[-1.0, 3.0]]))
     assert best_ranks(final, [[1]]).tolist() == [0]  # the ITM logit lifted item 1 over item 0
     # Not re-ranked: -100 as in the official code, below both re-ranked candidates. Outside the top k every item
     # ties at -100 and loses its ITC order (item 2 scored above item 3, yet both rank last): a tie counts against

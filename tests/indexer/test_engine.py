@@ -1,4 +1,4 @@
-"""The search engine over a real indexed archive: results, the official final score, filters inside the search,
+"""The search engine over a real indexed archive: results, one final score for every kind, filters inside the search,
 one result per file, example-image queries, re-rank features recomputed from files, and search during indexing."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from PIL import Image
 
 from indexer.db import SearchFilters
 from indexer.engine import SearchEngine
+from indexer.scoring import DEFAULT_RERANK_K, RerankChoice
 from indexer.settings import Settings
 from tests.indexer.test_pipeline import REPO, count, index_command, run_index, wait_for
 
@@ -36,13 +37,33 @@ def test_results_carry_clip_times_and_every_score(engine: SearchEngine) -> None:
     assert [r.rank for r in response.results] == list(range(1, 9))
     top, rest = response.results[:5], response.results[5:]
     assert all(r.reranked and r.itm_score is not None for r in top) and not any(r.reranked for r in rest)
-    for result in top:  # the official final score: video = ITM + cosine, image = ITM alone
-        expected = result.itm_score + (result.itc_score if result.kind == "video" else 0.0)
-        assert result.score == pytest.approx(expected, abs=1e-6)
+    assert {r.kind for r in top} == {"video", "image"}, "a mixed list"
+    for result in top:  # one scale: cosine / τ + ITM log-odds, whatever the kind
+        expected = result.itc_score / engine.bundle.temperature + result.itm_score
+        assert result.score == pytest.approx(expected, rel=1e-5)
     assert [r.score for r in top] == sorted((r.score for r in top), reverse=True)
     assert [r.itc_score for r in rest] == sorted((r.itc_score for r in rest), reverse=True)
     assert all(Path(r.path).is_file() and r.end >= r.start for r in response.results)
     assert set(response.timings) >= {"encode_query", "vector_search", "metadata", "rerank", "total"}
+
+
+def test_the_model_folders_rerank_choice_is_the_default(settings: Settings, engine: SearchEngine) -> None:
+    folder = Path(engine.bundle.name)
+    assert engine.rerank_choice == RerankChoice(), "no rerank.json: the defaults"
+    assert engine.search("a red circle", k=8).reranked == min(DEFAULT_RERANK_K, engine.index.ntotal)
+    try:
+        RerankChoice(rerank_k=0, helps=False, chosen_by="a test").write(folder)
+        off = SearchEngine.open(settings)
+        assert off.rerank_choice.rerank_k == 0 and not off.rerank_choice.helps
+        assert off.search("a red circle", k=8).reranked == 0, "re-ranking off where it does not help"
+        assert off.search("a red circle", k=8, rerank_k=3).reranked == 3, "the user can still override"
+        off.close()
+        RerankChoice(rerank_k=5, helps=True, chosen_by="a test").write(folder)
+        five = SearchEngine.open(settings)
+        assert five.search("a red circle", k=8).reranked == 5
+        five.close()
+    finally:
+        (folder / "rerank.json").unlink(missing_ok=True)
 
 
 def test_filters_act_inside_the_vector_search(engine: SearchEngine, archive_dir: Path) -> None:
