@@ -37,14 +37,21 @@ def test_results_carry_clip_times_and_every_score(engine: SearchEngine) -> None:
     assert [r.rank for r in response.results] == list(range(1, 9))
     top, rest = response.results[:5], response.results[5:]
     assert all(r.reranked and r.itm_score is not None for r in top) and not any(r.reranked for r in rest)
-    assert {r.kind for r in top} == {"video", "image"}, "a mixed list"
-    for result in top:  # one scale: cosine / τ + ITM log-odds, whatever the kind
-        expected = result.itc_score / engine.bundle.temperature + result.itm_score
-        assert result.score == pytest.approx(expected, rel=1e-5)
+    for result in top:  # cosine / τ + ITM log-odds
+        assert result.score == pytest.approx(result.itc_score / engine.bundle.temperature + result.itm_score, rel=1e-5)
     assert [r.score for r in top] == sorted((r.score for r in top), reverse=True)
     assert [r.itc_score for r in rest] == sorted((r.itc_score for r in rest), reverse=True)
     assert all(Path(r.path).is_file() and r.end >= r.start for r in response.results)
     assert set(response.timings) >= {"encode_query", "vector_search", "metadata", "rerank", "total"}
+
+
+def test_a_mixed_list_of_videos_and_images_ranks_on_one_scale(engine: SearchEngine) -> None:
+    everything = engine.index.ntotal
+    response = engine.search("a small red circle in the top left", k=everything, rerank_k=everything)
+    assert {r.kind for r in response.results} == {"video", "image"} and all(r.reranked for r in response.results)
+    for result in response.results:  # the same formula whatever the kind (the official recipe differs by kind)
+        assert result.score == pytest.approx(result.itc_score / engine.bundle.temperature + result.itm_score, rel=1e-5)
+    assert [r.score for r in response.results] == sorted((r.score for r in response.results), reverse=True)
 
 
 def test_the_model_folders_rerank_choice_is_the_default(settings: Settings, engine: SearchEngine) -> None:
