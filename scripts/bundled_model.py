@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--motion-lr", type=float, default=5e-4)
     parser.add_argument("--twins", type=float, default=0.5, help="share of direction videos given a reversed twin")
     parser.add_argument("--itm-random-negatives", type=float, default=0.5)
+    parser.add_argument("--rerank-k", type=int, default=16, help="depth of the re-ranked rows in metrics.json")
     parser.add_argument("--final-itm-minutes", type=float, default=5.0, help="time budget of the second ITM stage")
     parser.add_argument(
         "--start-from",
@@ -182,18 +183,21 @@ def itm_stage(
 
 def measure_and_install(args: argparse.Namespace, data: Path, validation: Path, final_dir: Path) -> None:
     from indexer.evaluation.runner import EvalSettings
+    from indexer.scoring import RERANK_FILE, RerankChoice
     from indexer.synthetic.quality import choose_rerank, measure
     from mplug2 import load_model_bundle
 
     torch.manual_seed(0)
     folder = final_dir / "model"
-    choice = choose_rerank(
-        load_model_bundle(folder), validation, args.work / "eval-cache", "the synthetic validation set (seed 1)"
-    )
-    choice.write(folder)
+    if not (folder / RERANK_FILE).is_file():
+        choice = choose_rerank(
+            load_model_bundle(folder), validation, args.work / "eval-cache", "the synthetic validation set (seed 1)"
+        )
+        choice.write(folder)
+    choice = RerankChoice.of_model(str(folder))
     print(choice.summary(), json.dumps(choice.validation), flush=True)
     bundle = load_model_bundle(folder)
-    report = measure(bundle, data, args.work / "eval-cache", EvalSettings(rerank_k=64, progress=False))
+    report = measure(bundle, data, args.work / "eval-cache", EvalSettings(rerank_k=args.rerank_k, progress=False))
     (folder / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
     write_model_card(folder, report, args)
     print(json.dumps(report["groups"], indent=1))

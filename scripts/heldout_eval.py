@@ -43,8 +43,9 @@ def main() -> None:
             *("--videos", "0", "--images", "0", "--test-videos", "400", "--test-images", "100"),
         )
     reports = {}
+    label = f"seed-{args.seed}-{Path(args.model).name}"
     for name, file in SETS.items():
-        out = args.work / "reports" / f"seed-{args.seed}-{name}"
+        out = args.work / "reports" / f"{label}-{name}"
         mplug2_search(
             "eval",
             *("--benchmark", "jsonl", "--annotations", str(data / "annotations" / file), "--media", str(data)),
@@ -53,7 +54,7 @@ def main() -> None:
         )
         reports[name] = json.loads((out / "report.json").read_text())
     summary = summarise(reports)
-    (args.work / f"seed-{args.seed}-summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (args.work / f"{label}-summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
 
 

@@ -292,8 +292,9 @@ def generate(
             rows[f"{item.split}_{'videos' if function is _write_video else 'images'}"].append(result)
     # The direction twin set: each test video with a direction beside its reversed copy; and the same originals
     # alone, so that a report can set R@1 with the twins against R@1 on the same queries without them.
-    originals = [{k: v for k, v in row.items() if k != "twin"} for row in rows["test_videos"] if "twin" in row]
-    rows["test_twins"] = originals + [row["twin"] for row in rows["test_videos"] if "twin" in row]
+    pairs = [(row, row.pop("twin")) for row in rows["test_videos"] if "twin" in row]
+    originals = [original for original, _ in pairs]
+    rows["test_twins"] = originals + [twin for _, twin in pairs]
     rows["test_directions"] = originals
     for name, content in rows.items():
         if content or name not in ("long_scenes", "test_twins", "test_directions"):
