@@ -223,8 +223,8 @@ def write_model_card(folder: Path, report: dict, args: argparse.Namespace) -> No
         rows.append(
             f"| {labels[scorer]} | {figures['t2v_R@1']:.3f} | {matches.get('colour', 0):.2f} | "
             f"{matches.get('shape', 0):.2f} | {matches.get('motion', 0):.2f} | "
-            f"{figures['motion_direction_t2v_R@1']:.3f} | {figures['direction_twins_t2v_R@1']:.3f} "
-            f"({'-' if ratio is None else f'{ratio:.2f}'}x) | {figures['one_frame_t2v_R@1']:.3f} | "
+            f"{figures['motion_direction_t2v_R@1']:.3f} | {_figure(figures['direction_twins_t2v_R@1'])} "
+            f"({_figure(ratio, '.2f')}x) | {figures['one_frame_t2v_R@1']:.3f} | "
             f"{figures['image_t2i_R@1']:.3f} |"
         )
     choice = report["model_choice"] or {}
@@ -251,6 +251,10 @@ def write_model_card(folder: Path, report: dict, args: argparse.Namespace) -> No
         "(the last step), or for any seed: `mplug2-search make-synthetic --seed S --videos 0 --images 0` then "
         "`mplug2-search eval --benchmark jsonl --annotations S/annotations/test_videos.jsonl --media S`.\n"
     )
+
+
+def _figure(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def rerank_summary(choice: dict) -> str:

@@ -69,29 +69,34 @@ def measure(bundle: ModelBundle, data_dir: Path, cache_dir: Path, settings: Eval
         cache_dir,
     )
     images = evaluate(bundle, load_benchmark("jsonl", annotations / "test_images.jsonl", data_dir), settings, cache_dir)
-    twins = evaluate(bundle, load_benchmark("jsonl", annotations / "test_twins.jsonl", data_dir), settings, cache_dir)
-    alone = evaluate(
-        bundle, load_benchmark("jsonl", annotations / "test_directions.jsonl", data_dir), settings, cache_dir
-    )
+    # Sets made before the generator wrote direction twins have none: their figures are then left out.
+    twins = alone = None
+    if (annotations / "test_twins.jsonl").is_file():
+        twins = evaluate(
+            bundle, load_benchmark("jsonl", annotations / "test_twins.jsonl", data_dir), settings, cache_dir
+        )
+        alone = evaluate(
+            bundle, load_benchmark("jsonl", annotations / "test_directions.jsonl", data_dir), settings, cache_dir
+        )
     report: dict = {
         "test_videos": videos.counts["items_evaluated"],
         "test_images": images.counts["items_evaluated"],
-        "direction_twin_pairs": alone.counts["items_evaluated"],
+        "direction_twin_pairs": alone.counts["items_evaluated"] if alone else 0,
         "motion_direction_queries": len(direction_rows(videos)),
         "rerank_k": videos.counts.get("rerank_k"),
         "model_choice": vars(RerankChoice.of_model(bundle.name)) if bundle.with_fusion else None,
         "groups": {},
     }
     for scorer in _scorers(videos):
-        twin_r1 = r_at_1(twins.ranks[scorer]["t2v"])
-        alone_r1 = r_at_1(alone.ranks[scorer]["t2v"])
+        twin_r1 = r_at_1(twins.ranks[scorer]["t2v"]) if twins else None
+        alone_r1 = r_at_1(alone.ranks[scorer]["t2v"]) if alone else None
         report["groups"][scorer] = {
             "t2v_R@1": r_at_1(videos.ranks[scorer]["t2v"]),
             "first_result_has_the_query's": first_result_matches(videos, scorer),
             "motion_direction_t2v_R@1": r_at_1(videos.ranks[scorer]["t2v"], direction_rows(videos)),
             "direction_twins_t2v_R@1": twin_r1,
             "direction_queries_without_twins_t2v_R@1": alone_r1,
-            "twin_ratio": twin_r1 / alone_r1 if alone_r1 else None,
+            "twin_ratio": twin_r1 / alone_r1 if twin_r1 is not None and alone_r1 else None,
             "one_frame_t2v_R@1": r_at_1(one_frame.ranks[scorer]["t2v"]),
             "one_frame_motion_direction_t2v_R@1": r_at_1(one_frame.ranks[scorer]["t2v"], direction_rows(one_frame)),
             "image_t2i_R@1": r_at_1(images.ranks[scorer]["t2v"]),
@@ -99,7 +104,7 @@ def measure(bundle: ModelBundle, data_dir: Path, cache_dir: Path, settings: Eval
     report["video_metrics"] = videos.metrics
     report["image_metrics"] = images.metrics
     report["one_frame_metrics"] = one_frame.metrics
-    report["twin_metrics"] = twins.metrics
+    report["twin_metrics"] = twins.metrics if twins else None
     return report
 
 
