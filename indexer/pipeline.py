@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
+
 from indexer.archive import Archive
 from indexer.db.records import FileStamp
 from indexer.lock import IndexLock
@@ -223,6 +225,10 @@ class Indexer:
         started = time.perf_counter()
         itc, tokens = encode_batch(self.bundle, batch, keep_tokens=self.archive.store.mode != "none")
         self.summary.timings["encode"] += time.perf_counter() - started
+        self._write(batch, itc, tokens)
+
+    def _write(self, batch: list[PendingClip], itc: np.ndarray, tokens: list[np.ndarray] | None) -> None:
+        """Store an encoded batch through the committer; save the index every `save_every_batches` batches."""
         started = time.perf_counter()
         self.committer.store(batch, itc, tokens)
         self._batches_since_save += 1

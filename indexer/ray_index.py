@@ -395,13 +395,7 @@ class RayIndexer(Indexer):
         stats.clips_encoded += len(flight.batch)
         stats.encode_s += seconds
         self.summary.timings["encode"] += seconds
-        started = time.perf_counter()
-        self.committer.store(flight.batch, itc, tokens)
-        self._batches_since_save += 1
-        if self._batches_since_save >= self.options.save_every_batches:
-            self.archive.save_index()
-            self._batches_since_save = 0
-        self.summary.timings["write"] += time.perf_counter() - started
+        self._write(flight.batch, itc, tokens)
 
 
 def index_on_ray(

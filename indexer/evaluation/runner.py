@@ -162,9 +162,10 @@ def rerank(
     once by the ITM head."""
     from tqdm import tqdm
 
-    result = Reranked(top_k(sim, k), np.zeros(0), top_k(sim.T, k), np.zeros(0))
-    result.t2v_logits = np.zeros((*result.t2v_candidates.shape, 2))
-    result.v2t_logits = np.zeros((*result.v2t_candidates.shape, 2))
+    t2v_candidates, v2t_candidates = top_k(sim, k), top_k(sim.T, k)
+    result = Reranked(
+        t2v_candidates, np.zeros((*t2v_candidates.shape, 2)), v2t_candidates, np.zeros((*v2t_candidates.shape, 2))
+    )
     with tqdm(total=result.pairs, desc="re-ranking (ITM)", unit="pair", disable=not progress) as bar:
         for query, candidates in enumerate(result.t2v_candidates):
             tokens = torch.from_numpy(item_tokens[candidates].astype(np.float32))
