@@ -91,8 +91,9 @@ def ray_comparison(data: Path, bundle, workers: int, work: Path) -> None:
         if head_cpus is None:
             summary = index_paths([data], settings, bundle, options)
         else:
-            cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus})
-            try:
+            cluster = Cluster()
+            try:  # the head inside the try too: a node that times out starting (a loaded machine) is shut down
+                cluster.add_node(num_cpus=head_cpus)
                 for _ in range(nodes):
                     cluster.add_node(num_cpus=node_cpus)
                 cluster.wait_for_nodes()

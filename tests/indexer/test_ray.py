@@ -41,11 +41,9 @@ def cluster() -> Iterator[Cluster]:
         patch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every node on 127.0.0.1 (see MACHINE_NOTES.md)
         patch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
         before = {p.pid for p in psutil.Process().children(recursive=True)}
-        cluster = Cluster(initialize_head=True, head_node_args=NODE)
+        cluster = Cluster()
         try:
-            for _ in range(2):
-                cluster.add_node(**NODE)
-            cluster.wait_for_nodes()
+            cluster = _start(cluster)
             yield cluster
         finally:
             ours = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
@@ -55,6 +53,23 @@ def cluster() -> Iterator[Cluster]:
             _, alive = psutil.wait_procs(ours, timeout=20)
             for process in alive:  # by pid, only processes this fixture started
                 process.kill()
+
+
+def _start(cluster: Cluster, attempts: int = 2) -> Cluster:
+    """Three nodes. Ray gives a node a fixed 30 s to register: on a heavily loaded machine a start can miss that
+    once, which says nothing about indexing, so a failed start is retried once on a fresh cluster."""
+    for attempt in range(attempts):
+        try:
+            for _ in range(3):
+                cluster.add_node(**NODE)  # the first is the head
+            cluster.wait_for_nodes()
+            return cluster
+        except Exception:  # Ray raises a bare Exception for a node that timed out starting
+            cluster.shutdown()
+            if attempt == attempts - 1:
+                raise
+            cluster = Cluster()
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="module")
