@@ -54,6 +54,13 @@ def main() -> None:
     parser.add_argument("--motion-lr", type=float, default=5e-4)
     parser.add_argument("--twins", type=float, default=0.5, help="share of direction videos given a reversed twin")
     parser.add_argument("--itm-random-negatives", type=float, default=0.5)
+    parser.add_argument(
+        "--caption-negatives",
+        type=float,
+        default=0.0,
+        help="motion stage: share of samples whose caption, with its shape, motion or size swapped, is an extra "
+        "ITC and ITM negative",
+    )
     parser.add_argument("--rerank-k", type=int, default=16, help="depth of the re-ranked rows in metrics.json")
     parser.add_argument("--final-itm-minutes", type=float, default=5.0, help="time budget of the second ITM stage")
     parser.add_argument(
@@ -88,12 +95,14 @@ def main() -> None:
             "1",
             *("--videos", "0", "--images", "0", "--test-videos", "300", "--test-images", "100"),
         )
-    from indexer.synthetic.attributes import direction_phrase_pairs
+    from indexer.synthetic.attributes import attribute_word_groups, direction_phrase_pairs
     from indexer.synthetic.vocab import write_synthetic_vocab
 
     vocab = write_synthetic_vocab(args.work / "vocab.txt")
     phrases = args.work / "direction_phrases.json"
     phrases.write_text(json.dumps(direction_phrase_pairs()) + "\n")
+    attribute_words = args.work / "attribute_words.json"
+    attribute_words.write_text(json.dumps(attribute_word_groups(), indent=1) + "\n")
     train_dir, itm_dir = args.work / "train", args.work / "itm"
     motion_dir, final_dir = args.work / "motion", args.work / "final"
     if args.start_from is None:
@@ -106,7 +115,7 @@ def main() -> None:
         measure_and_install(args, data, validation, args.start_from or itm_dir / "model")
         return
     if not finished(motion_dir):
-        motion_stage(args, data, args.start_from or itm_dir / "model", motion_dir, phrases)
+        motion_stage(args, data, args.start_from or itm_dir / "model", motion_dir, phrases, attribute_words)
     if not finished(final_dir):
         itm_stage(args, data, motion_dir, final_dir, args.final_itm_minutes, args.itm_random_negatives)
     measure_and_install(args, data, validation, final_dir / "model")
@@ -154,7 +163,9 @@ def joint_stage(args: argparse.Namespace, data: Path, vocab: Path, train_dir: Pa
     )
 
 
-def motion_stage(args: argparse.Namespace, data: Path, start: Path, out: Path, phrases: Path) -> None:
+def motion_stage(
+    args: argparse.Namespace, data: Path, start: Path, out: Path, phrases: Path, attribute_words: Path
+) -> None:
     """Every weight again, from the previous stage's model: each direction video beside its time-reversed twin in
     the same batch (only time order tells them apart, so the temporal adapters must learn it), half the batches of
     the model's own nearest neighbours, half the ITM negatives at random (hard ones alone leave ITM guessing)."""
@@ -170,6 +181,7 @@ def motion_stage(args: argparse.Namespace, data: Path, start: Path, out: Path, p
         *("--hard-batches", str(args.hard_batches)),
         *("--reversed-twins", str(args.twins), "--direction-phrases", str(phrases)),
         *("--itm-random-negatives", str(args.itm_random_negatives)),
+        *("--caption-negatives", str(args.caption_negatives), "--attribute-words", str(attribute_words)),
         *("--frame-cache", str(args.work / "frames"), "--seed", "0", "--fp16-weights"),
     )
 

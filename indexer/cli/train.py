@@ -69,6 +69,20 @@ from mplug2.train.trainer import TrainConfig
     help="Share of ITM negatives drawn at random instead of by ITC similarity (hard negatives alone can leave ITM "
     "at a constant guess).",
 )
+@click.option(
+    "--caption-negatives",
+    type=click.FloatRange(0, 1),
+    default=TrainConfig.caption_negatives,
+    show_default=True,
+    help="Share of samples whose caption, with one attribute phrase swapped for another value's, is an extra ITC "
+    "and ITM negative: teaches what in-batch negatives rarely test. Needs --attribute-words.",
+)
+@click.option(
+    "--attribute-words",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSON groups of exclusive attribute phrases for --caption-negatives, e.g. {"shape": {"circle": ["circle", '
+    '"disc"], "square": ["square"]}}.',
+)
 @click.option("--frames", type=int, help="Frames per clip (default: the model's).")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
 @click.option("--time-limit", type=float, help="Stop (and checkpoint) after this many minutes.")
@@ -106,6 +120,8 @@ def train(
     reversed_twins: float,
     direction_phrases: Path | None,
     itm_random_negatives: float,
+    caption_negatives: float,
+    attribute_words: Path | None,
     frames: int | None,
     max_steps: int | None,
     time_limit: float | None,
@@ -124,11 +140,18 @@ def train(
     from mplug2 import create_model, save_model_folder
     from mplug2.factory import vocab_for
     from mplug2.tokenizer import Tokenizer
+    from mplug2.train.caption_negatives import AttributeSwapper, read_attribute_words
     from mplug2.train.trainer import Trainer
     from mplug2.train.twins import PhraseSwapper, read_phrase_pairs
 
     if reversed_twins > 0 and direction_phrases is None:
         raise click.UsageError("--reversed-twins needs --direction-phrases (the phrases a reversed video swaps)")
+    if caption_negatives > 0 and attribute_words is None:
+        raise click.UsageError("--caption-negatives needs --attribute-words (the phrases a negative caption swaps)")
+    swapper = PhraseSwapper(read_phrase_pairs(json.loads(direction_phrases.read_text()))) if direction_phrases else None
+    attributes = (
+        AttributeSwapper(read_attribute_words(json.loads(attribute_words.read_text()))) if attribute_words else None
+    )
     torch.manual_seed(seed)
     vocab = vocab or vocab_for(model_name)
     if vocab is None:
@@ -166,13 +189,13 @@ def train(
         hard_batches=hard_batches,
         reversed_twins=reversed_twins,
         itm_random_negatives=itm_random_negatives,
+        caption_negatives=caption_negatives,
         max_steps=max_steps,
         time_limit_s=time_limit * 60 if time_limit else None,
         seed=seed,
         checkpoint_every=checkpoint_every,
     )
-    swapper = PhraseSwapper(read_phrase_pairs(json.loads(direction_phrases.read_text()))) if direction_phrases else None
-    trainer = Trainer(model, tokenizer, dataset, config, out_dir, swapper)
+    trainer = Trainer(model, tokenizer, dataset, config, out_dir, swapper, attributes)
     result = trainer.train(resume=not no_resume)
     (out_dir / "train_log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in result.losses))
     provenance = {

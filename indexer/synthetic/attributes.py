@@ -116,3 +116,10 @@ def caption_words() -> list[str]:
     phrases += [w for words in BACKGROUND_WORDS.values() for w in words]
     phrases += list(POSITIONS) + list(TEMPLATE_WORDS)
     return sorted({word for phrase in phrases for word in phrase.split()})
+
+
+def attribute_word_groups() -> dict[str, dict[str, tuple[str, ...]]]:
+    """The attributes a caption negative may change (`train --attribute-words`): shape, motion and size. Colour and
+    background are left out: the model learns them first from in-batch negatives, and "dark blue" (a background)
+    holds "blue" (a colour)."""
+    return {"shape": SHAPE_WORDS, "motion": MOTION_PHRASES, "size": SIZE_WORDS}

@@ -31,12 +31,15 @@ def itc_loss(
     distill_v2t: torch.Tensor | None = None,
     distill_t2v: torch.Tensor | None = None,
     alpha: float = 0.0,
+    negative_text: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ITC over the keys (the batch, or the batch plus the momentum queue).
 
     visual_feat/text_feat [B, E] (normalised, with gradients); visual_keys/text_keys [K, E] (defaults: the batch);
     distill_*: the momentum model's similarities [B, K] for soft targets weighted by `alpha`.
-    Returns (loss, sim_v2t, sim_t2v) with sims [B, K] already divided by temp.
+    negative_text [N, E]: texts that match no visual (captions with an attribute changed), extra keys of the
+    visual-to-text side only.
+    Returns (loss, sim_v2t, sim_t2v) with sims [B, K] already divided by temp (without the negative texts).
     """
     visual_keys = visual_feat if visual_keys is None else visual_keys
     text_keys = text_feat if text_keys is None else text_keys
@@ -48,7 +51,11 @@ def itc_loss(
     if alpha > 0 and distill_v2t is not None and distill_t2v is not None:
         targets_v2t = alpha * F.softmax(distill_v2t, dim=1) + (1 - alpha) * targets
         targets_t2v = alpha * F.softmax(distill_t2v, dim=1) + (1 - alpha) * targets
-    loss = (soft_cross_entropy(sim_v2t, targets_v2t) + soft_cross_entropy(sim_t2v, targets_t2v)) / 2
+    logits_v2t = sim_v2t
+    if negative_text is not None:
+        logits_v2t = torch.cat([sim_v2t, visual_feat @ negative_text.T / temp], dim=1)
+        targets_v2t = F.pad(targets_v2t, (0, len(negative_text)))
+    loss = (soft_cross_entropy(logits_v2t, targets_v2t) + soft_cross_entropy(sim_t2v, targets_t2v)) / 2
     return loss, sim_v2t, sim_t2v
 
 

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mplug2.model import MPLUG2Retrieval
+from mplug2.model import MPLUG2Retrieval, TextOutput
 from mplug2.tokenizer import Tokenizer
+from mplug2.train.caption_negatives import AttributeSwapper
 from mplug2.train.data import Sample, TrainingSet
 from mplug2.train.losses import itc_loss, itm_loss, sample_hard_negatives
 from mplug2.train.twins import PhraseSwapper, add_time_reversed_twins
@@ -46,6 +47,7 @@ class TrainConfig:
     hard_batches: float = 0.0  # from epoch 2: share of samples in batches of the model's own nearest neighbours
     reversed_twins: float = 0.0  # share of direction-captioned videos joined in their batch by a time-reversed twin
     itm_random_negatives: float = 0.0  # share of ITM negatives drawn uniformly instead of by ITC similarity
+    caption_negatives: float = 0.0  # share of samples whose caption, one attribute changed, is an ITC + ITM negative
     seed: int = 0
     precision: str = "auto"  # auto: bf16 autocast on GPU, float32 on CPU
     checkpoint_every: int = 200  # optimizer steps
@@ -95,12 +97,15 @@ class Trainer:
         config: TrainConfig,
         out_dir: Path,
         direction_phrases: PhraseSwapper | None = None,
+        attribute_words: AttributeSwapper | None = None,
     ) -> None:
         if not model.with_fusion:
             raise ValueError("training needs the fusion encoder (ITM): build the model with with_fusion=True")
         if config.reversed_twins > 0 and direction_phrases is None:
             raise ValueError("time-reversed twins need the direction phrases to swap in their captions")
-        self.direction_phrases = direction_phrases
+        if config.caption_negatives > 0 and attribute_words is None:
+            raise ValueError("caption negatives need the attribute words to swap in captions")
+        self.direction_phrases, self.attribute_words = direction_phrases, attribute_words
         self.model, self.tokenizer, self.dataset, self.config = model, tokenizer, dataset, config
         self.out_dir = Path(out_dir)
         self.device = next(model.parameters()).device
@@ -214,20 +219,53 @@ class Trainer:
                     "alpha": self.distill_alpha(),
                 }
             self._pending_queue = (visual_m, text_m, item_ids)
+        swapped, owners = self._caption_negatives(samples, generator)
+        if swapped is not None:
+            keys["negative_text"] = swapped.feat
         loss_itc, sim_v2t, sim_t2v = itc_loss(visual.feat, text.feat, model.temp, item_ids, **keys)
         batch = len(samples)
         share = config.itm_random_negatives
         negative_text = sample_hard_negatives(sim_v2t[:, :batch], item_ids, item_ids, generator, share)
         negative_visual = sample_hard_negatives(sim_t2v[:, :batch], item_ids, item_ids, generator, share)
-        # Pairs: matched (label 1); each visual with a hard negative text; each text with a hard negative visual.
-        text_tokens = torch.cat([text.tokens, text.tokens[negative_text], text.tokens])
-        text_mask = torch.cat([text.mask, text.mask[negative_text], text.mask])
-        visual_tokens = torch.cat([visual.tokens, visual.tokens, visual.tokens[negative_visual]])
-        labels = torch.cat([torch.ones(batch), torch.zeros(2 * batch)]).long().to(self.device)
+        # Pairs: matched (label 1); each visual with a hard negative text; each text with a hard negative visual;
+        # with caption negatives, each of their owners' visuals with its one-attribute-changed caption.
+        text_tokens = [text.tokens, text.tokens[negative_text], text.tokens]
+        text_mask = [text.mask, text.mask[negative_text], text.mask]
+        visual_tokens = [visual.tokens, visual.tokens, visual.tokens[negative_visual]]
+        if swapped is not None:
+            text_tokens.append(swapped.tokens)
+            text_mask.append(swapped.mask)
+            visual_tokens.append(visual.tokens[owners])
+        negatives = sum(len(tokens) for tokens in text_tokens) - batch
+        labels = torch.cat([torch.ones(batch), torch.zeros(negatives)]).long().to(self.device)
+        text_tokens, text_mask, visual_tokens = torch.cat(text_tokens), torch.cat(text_mask), torch.cat(visual_tokens)
         loss_itm = itm_loss(model.itm_logits(text_tokens, text_mask, visual_tokens), labels)
         loss = loss_itc + config.itm_weight * loss_itm
         parts = {"itc": loss_itc.item(), "itm": loss_itm.item(), "temp": model.temp.item(), "samples": batch}
         return loss, parts
+
+    def _caption_negatives(
+        self, samples: list[Sample], generator: torch.Generator
+    ) -> tuple[TextOutput, torch.Tensor] | tuple[None, None]:
+        """(the text encoding of one-attribute-changed captions for a `caption_negatives` share of the samples,
+        the index of each one's sample), or (None, None) when there are none."""
+        if self.attribute_words is None or self.config.caption_negatives == 0:
+            return None, None
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        captions, owners = [], []
+        for index, sample in enumerate(samples):
+            if rng.random() < self.config.caption_negatives:
+                caption = self.attribute_words.negative(sample.caption, rng)
+                if caption is not None:
+                    captions.append(caption)
+                    owners.append(index)
+        if not captions:
+            return None, None
+        preprocess = self.model.config.preprocess
+        length = preprocess.text_max_length_video if samples[0].kind == "video" else preprocess.text_max_length_image
+        ids, mask = self.tokenizer(captions, length)
+        encoded = self.model.encode_text(ids.to(self.device), mask.to(self.device))
+        return encoded, torch.tensor(owners, device=self.device)
 
     def distill_alpha(self) -> float:
         """mPLUG v1 ramps distillation in over the first epoch: a young momentum model's soft targets are noise."""

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from indexer.synthetic.attributes import direction_phrase_pairs
+from indexer.synthetic.attributes import attribute_word_groups, direction_phrase_pairs
 from indexer.synthetic.generate import generate
 from indexer.synthetic.vocab import write_synthetic_vocab
 from indexer.training_data import CaptionedMedia, read_annotations
 from mplug2 import create_model
 from mplug2.tokenizer import Tokenizer
+from mplug2.train.caption_negatives import AttributeSwapper
 from mplug2.train.trainer import TrainConfig, Trainer
 from mplug2.train.twins import PhraseSwapper
 
@@ -33,13 +34,19 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def make_trainer(data: Path, out: Path, phrases: PhraseSwapper | None = None, **settings) -> Trainer:
+def make_trainer(
+    data: Path,
+    out: Path,
+    phrases: PhraseSwapper | None = None,
+    attributes: AttributeSwapper | None = None,
+    **settings,
+) -> Trainer:
     torch.manual_seed(0)
     model = create_model("mplug2-tiny")
     items = read_annotations([data / "annotations" / "train_videos.jsonl", data / "annotations" / "train_images.jsonl"])
     dataset = CaptionedMedia(items, data, model.config, data / "cache", progress=False)
     config = TrainConfig(batch_size=8, lr=2e-3, warmup_steps=5, epochs=50, **settings)
-    return Trainer(model, Tokenizer(data / "vocab.txt"), dataset, config, out, phrases)
+    return Trainer(model, Tokenizer(data / "vocab.txt"), dataset, config, out, phrases, attributes)
 
 
 def test_samples_cover_videos_and_images_in_batches_of_one_kind(data: Path, tmp_path: Path) -> None:
@@ -72,6 +79,24 @@ def test_recipe_batches_gain_time_reversed_twins(data: Path, tmp_path: Path) -> 
     losses = trainer.train(resume=False, progress=False).losses
     assert max(row["samples"] for row in losses) > 8, "video batches gain their twins"
     assert all(np.isfinite(row["loss"]) for row in losses)
+
+
+def test_caption_negatives_join_itc_and_itm(data: Path, tmp_path: Path) -> None:
+    trainer = make_trainer(
+        data, tmp_path, attributes=AttributeSwapper(attribute_word_groups()), max_steps=1, caption_negatives=1.0
+    )
+    samples = [trainer.dataset.load(i, np.random.default_rng(0)) for i in trainer.dataset.batches(0, 8, 0)[0]]
+    generator = torch.Generator().manual_seed(0)
+    swapped, owners = trainer._caption_negatives(samples, generator)
+    assert swapped is not None and len(owners) == len(samples), "every synthetic caption names a shape"
+    calls = []
+    handle = trainer.model.fusion_encoder.register_forward_hook(lambda m, args, out: calls.append(len(args[0])))
+    loss, _ = trainer.batch_loss(samples, generator)
+    handle.remove()
+    assert calls == [4 * len(samples)], "ITM pairs: matched, two hard negatives each, and the caption negatives"
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="attribute words"):
+        make_trainer(data, tmp_path, caption_negatives=0.5)
 
 
 def test_twins_need_their_phrases(data: Path, tmp_path: Path) -> None:
