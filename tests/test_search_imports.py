@@ -34,3 +34,12 @@ def test_a_text_search_imports_no_heavy_module(archive_dir: Path, settings, tiny
     modules = json.loads(result.stderr.strip().splitlines()[-1])
     loaded = sorted({m for m in modules for f in FORBIDDEN if m == f or m.startswith(f + ".")})
     assert not loaded, loaded
+
+
+def test_the_command_line_answers_help_without_torch() -> None:
+    """`mplug2-search --help` and every command's option defaults load without torch or FAISS (seconds here)."""
+    probe = "import json, sys; import indexer.cli; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    modules = json.loads(result.stdout)
+    assert not [m for m in modules if m.split(".")[0] in ("torch", "faiss", "sqlalchemy")]

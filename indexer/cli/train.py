@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from indexer.cli import cli
-from mplug2.train.trainer import TrainConfig
+from mplug2.train.config import TrainConfig
 
 
 @cli.command()

@@ -19,6 +19,7 @@ from torch import nn
 from mplug2.model import MPLUG2Retrieval, TextOutput
 from mplug2.tokenizer import Tokenizer
 from mplug2.train.caption_negatives import AttributeSwapper
+from mplug2.train.config import TrainConfig
 from mplug2.train.data import Sample, TrainingSet
 from mplug2.train.losses import itc_loss, itm_loss, sample_hard_negatives
 from mplug2.train.twins import PhraseSwapper, add_time_reversed_twins
@@ -27,34 +28,6 @@ from mplug2.transforms import to_model_input
 log = logging.getLogger(__name__)
 
 TWIN_ID_OFFSET = 1 << 40  # a time-reversed twin's item id: its original's plus this (no real id comes near it)
-
-
-@dataclass
-class TrainConfig:
-    """Training settings (never part of a model config)."""
-
-    epochs: int = 10
-    batch_size: int = 32
-    grad_accum: int = 1
-    lr: float = 1e-4
-    min_lr: float = 1e-6
-    weight_decay: float = 0.02
-    warmup_steps: int = 100
-    itm_weight: float = 1.0
-    queue_size: int = 0  # > 0: momentum encoders, feature queues and distillation (mPLUG v1 uses 65536)
-    momentum: float = 0.995
-    distill_alpha: float = 0.4
-    hard_batches: float = 0.0  # from epoch 2: share of samples in batches of the model's own nearest neighbours
-    reversed_twins: float = 0.0  # share of direction-captioned videos joined in their batch by a time-reversed twin
-    itm_random_negatives: float = 0.0  # share of ITM negatives drawn uniformly instead of by ITC similarity
-    caption_negatives: float = 0.0  # share of samples whose caption, one attribute changed, is an ITC + ITM negative
-    seed: int = 0
-    precision: str = "auto"  # auto: bf16 autocast on GPU, float32 on CPU
-    checkpoint_every: int = 200  # optimizer steps
-    log_every: int = 20
-    max_steps: int | None = None
-    time_limit_s: float | None = None  # stop (and checkpoint) once exceeded
-    grad_clip: float = 5.0
 
 
 @dataclass

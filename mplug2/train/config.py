@@ -1,0 +1,33 @@
+"""Training settings, apart from the loop so that the command line can read their defaults without importing torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (never part of a model config)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 1e-4
+    min_lr: float = 1e-6
+    weight_decay: float = 0.02
+    warmup_steps: int = 100
+    itm_weight: float = 1.0
+    queue_size: int = 0  # > 0: momentum encoders, feature queues and distillation (mPLUG v1 uses 65536)
+    momentum: float = 0.995
+    distill_alpha: float = 0.4
+    hard_batches: float = 0.0  # from epoch 2: share of samples in batches of the model's own nearest neighbours
+    reversed_twins: float = 0.0  # share of direction-captioned videos joined in their batch by a time-reversed twin
+    itm_random_negatives: float = 0.0  # share of ITM negatives drawn uniformly instead of by ITC similarity
+    caption_negatives: float = 0.0  # share of samples whose caption, one attribute changed, is an ITC + ITM negative
+    seed: int = 0
+    precision: str = "auto"  # auto: bf16 autocast on GPU, float32 on CPU
+    checkpoint_every: int = 200  # optimizer steps
+    log_every: int = 20
+    max_steps: int | None = None
+    time_limit_s: float | None = None  # stop (and checkpoint) once exceeded
+    grad_clip: float = 5.0
