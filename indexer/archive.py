@@ -30,6 +30,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,9 @@ from indexer.db.records import CatalogStats, ClipRecord, FileStamp, MediaRecord,
 from indexer.features import FeatureStore
 from indexer.settings import Settings
 from indexer.vectors import SearchHits, VectorIndex
+
+if TYPE_CHECKING:
+    from mplug2.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +120,10 @@ class Archive:
         """The model the archive was indexed with (None before the first run)."""
         return self.meta.get("model")
 
-    def bind_model(self, name: str, fingerprint: str, dim: int, factory: str | None = None) -> None:
+    def bind_model(self, bundle: ModelBundle, factory: str | None = None) -> None:
         """Record (first run) or check (later runs) which model the archive's vectors come from, and record the
         feature mode and index type asked for (so the next run, asking nothing, keeps them)."""
+        name, fingerprint = bundle.name, bundle.fingerprint
         recorded = self.meta.get("model_fingerprint")
         if recorded is not None and recorded != fingerprint:
             raise ArchiveError(
@@ -126,9 +131,10 @@ class Archive:
                 f"makes different vectors. Use --model {self.meta.get('model')}, or index into a new --index-dir "
                 "(or delete this one) to re-embed everything with the new model."
             )
-        wanted = {"feature_mode": self.store.mode}
+        wanted = {"feature_mode": self.store.mode, "model_weights": bundle.weights_stamp}
         if recorded is None:
-            wanted.update(model=name, model_fingerprint=fingerprint, dim=dim, factory=factory or "Flat")
+            wanted.update(model=name, model_fingerprint=fingerprint, dim=bundle.config.embed_dim)
+            wanted["factory"] = factory or "Flat"
         elif factory is not None:
             wanted["factory"] = factory
         if any(self.meta.get(key) != value for key, value in wanted.items()):
@@ -138,13 +144,17 @@ class Archive:
     def _save_meta(self) -> None:
         atomic_write_json(self.meta_path, self.meta, indent=1)
 
-    def check_model(self, name: str, fingerprint: str) -> None:
-        """Refuse to search this archive's vectors with another model's queries."""
+    def check_model(self, bundle: ModelBundle) -> None:
+        """Refuse to search this archive's vectors with another model's queries. The weights file the last index
+        run recorded, unchanged (same path, size and time), needs no fingerprint: that pass over every weight costs
+        a search from the shell a tenth of a second with the bundled model, seconds with a large one."""
         if "model_fingerprint" not in self.meta:
             raise ArchiveError(f"nothing has been indexed into {self.index_dir} yet: run `mplug2-search index PATH`")
-        if self.meta["model_fingerprint"] != fingerprint:
+        if bundle.weights_stamp is not None and bundle.weights_stamp == self.meta.get("model_weights"):
+            return
+        if self.meta["model_fingerprint"] != bundle.fingerprint:
             raise ArchiveError(
-                f"the archive was indexed with {self.meta['model']}, not {name}: search it with "
+                f"the archive was indexed with {self.meta['model']}, not {bundle.name}: search it with "
                 f"--model {self.meta['model']}"
             )
 

@@ -85,7 +85,7 @@ class SearchEngine:
         self.settings = settings
         self.bundle = bundle
         self.archive = archive or Archive(settings)
-        self.archive.check_model(bundle.name, bundle.fingerprint)
+        self.archive.check_model(bundle)
         self.archive.refresh()  # loads the index now, not on the first query
         self._workers = workers
         self._pool: DecodePool | None = None

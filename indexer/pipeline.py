@@ -108,7 +108,7 @@ class Indexer:
         self.on_progress = on_progress
         budget = options.feature_budget_mb * (1 << 20) if options.feature_budget_mb else None
         self.archive = Archive(settings, options.feature_mode, budget)
-        self.archive.bind_model(bundle.name, bundle.fingerprint, bundle.config.embed_dim, options.factory)
+        self.archive.bind_model(bundle, options.factory)
         self.summary = IndexSummary(run_id=0, status="running")
         self.committer = Committer(self.archive, self.summary, bundle.config.vision.grid)
         self.batcher = Batcher(options.batch_size)

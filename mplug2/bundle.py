@@ -18,7 +18,7 @@ import torch
 
 from mplug2.config import MPLUG2Config
 from mplug2.factory import create_model, resolve_folder, vocab_for
-from mplug2.folder import model_fingerprint
+from mplug2.folder import WEIGHTS, model_fingerprint
 from mplug2.model import MPLUG2Retrieval, TextOutput, VisualOutput
 from mplug2.pretrained import BERT_VOCAB
 from mplug2.tokenizer import Tokenizer, bert_vocab_prefix
@@ -32,6 +32,9 @@ class ModelBundle:
     device: torch.device
     autocast_dtype: torch.dtype | None
     name: str
+    # [path, size, mtime_ns] of the weights file the model was read from (None for anything else): lets an archive
+    # that recorded the same stamp skip re-computing the fingerprint, a pass over every weight, when it opens.
+    weights_stamp: list | None = None
 
     @property
     def config(self) -> MPLUG2Config:
@@ -143,4 +146,12 @@ def load_model_bundle(
     }[precision]
     # A folder is remembered by its absolute path: an archive records it and may be searched from anywhere.
     name = str(Path(name_or_dir).resolve()) if Path(name_or_dir).is_dir() else str(name_or_dir)
-    return ModelBundle(model, tokenizer, device, autocast, name=name)
+    folder = resolve_folder(name_or_dir) if pretrained is None else None
+    return ModelBundle(model, tokenizer, device, autocast, name=name, weights_stamp=folder and weights_stamp(folder))
+
+
+def weights_stamp(folder: Path) -> list:
+    """What identifies a model folder's weights file cheaply: its resolved path, size and modification time."""
+    path = (Path(folder) / WEIGHTS).resolve()
+    stat = path.stat()
+    return [str(path), stat.st_size, stat.st_mtime_ns]

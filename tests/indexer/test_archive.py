@@ -12,12 +12,14 @@ from click.testing import CliRunner
 
 import indexer.media.segment
 import indexer.stages.walk
-from indexer.archive import Archive
+import mplug2.bundle
+from indexer.archive import Archive, ArchiveError
 from indexer.cli import cli
 from indexer.engine import SearchEngine
 from indexer.media.segment import SegmentPolicy
 from indexer.options import IndexOptions
 from indexer.settings import Settings
+from mplug2 import load_model_bundle
 from tests.indexer.test_pipeline import run_index
 
 
@@ -46,7 +48,7 @@ def test_archive_json_is_written_durably(
 
     monkeypatch.setattr(os, "fsync", fsync)
     archive = Archive(settings)
-    archive.bind_model("tiny", "fingerprint", 8)
+    archive.bind_model(load_model_bundle(tiny_model_dir, with_fusion=False))
     archive.close()
     meta = settings.index_dir / "archive.json"
     assert any(Path(path).name == ".archive.json.tmp" for path in synced), synced
@@ -163,3 +165,28 @@ def test_a_second_index_run_on_the_same_archive_is_refused(tmp_path: Path) -> No
         IndexLock(tmp_path).__enter__()
     with IndexLock(tmp_path):  # released on exit
         pass
+
+
+def test_search_trusts_the_recorded_weights_file_and_checks_any_other(
+    small_archive: Path, settings: Settings, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening an archive with the weights file its index run recorded (same path, size, time) skips the pass over
+    every weight; the same weights elsewhere are fingerprinted and accepted; changed weights are refused."""
+    from safetensors.torch import load_file, save_file
+
+    run_index(small_archive, settings, tiny_model_dir)
+    fingerprinted: list[str] = []
+    real = mplug2.bundle.model_fingerprint
+    monkeypatch.setattr(mplug2.bundle, "model_fingerprint", lambda model: fingerprinted.append("x") or real(model))
+    SearchEngine.open(settings, str(tiny_model_dir)).close()
+    assert fingerprinted == []
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, copy)
+    SearchEngine.open(settings, str(copy)).close()
+    assert fingerprinted == ["x"], "another weights file: fingerprinted, and the same weights are accepted"
+    weights = load_file(copy / "model.safetensors")
+    name = next(key for key in sorted(weights) if key.startswith("text_proj."))
+    weights[name] = weights[name] + 0.01
+    save_file(weights, copy / "model.safetensors")
+    with pytest.raises(ArchiveError, match="indexed with"):
+        SearchEngine.open(settings, str(copy))
