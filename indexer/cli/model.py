@@ -3,6 +3,8 @@ folder in one step), `convert-checkpoint` (an official .pth already on disk → 
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -36,16 +38,51 @@ def models() -> None:
     click.echo(f"\ndefault model: {bundled}\n  {RerankChoice.of_model(str(bundled)).summary()}")
 
 
+@dataclass(frozen=True)
+class Conversion:
+    """The flags every checkpoint command shares: what the official loader may accept and the stored precision."""
+
+    fp16: bool = False
+    trust_pickle: bool = False
+    allow_missing_heads: bool = False
+
+    def loader_args(self) -> dict:
+        import torch
+
+        return {
+            "trust_pickle": self.trust_pickle,
+            "allow_missing_heads": self.allow_missing_heads,
+            "dtype": torch.float16 if self.fp16 else torch.float32,
+        }
+
+
+@dataclass(frozen=True)
+class OfficialFiles:
+    """What a checkpoint fetched from a URL needs beside it to become a model (known checkpoints record these)."""
+
+    bert_config: str | None
+    vision: str
+    vocab: str | None
+    num_frames: int | None
+    embed_dim: int
+
+
 def _convert_options(function):
-    function = click.option("--fp16", is_flag=True, help="Store the weights as float16 (half the size).")(function)
-    function = click.option(
+    """--fp16, --trust-pickle and --allow-missing-heads, handed to the command as one `conversion` record."""
+
+    @functools.wraps(function)
+    def command(*args, fp16: bool, trust_pickle: bool, allow_missing_heads: bool, **kwargs):
+        return function(*args, conversion=Conversion(fp16, trust_pickle, allow_missing_heads), **kwargs)
+
+    command = click.option("--fp16", is_flag=True, help="Store the weights as float16 (half the size).")(command)
+    command = click.option(
         "--trust-pickle",
         is_flag=True,
         help="Allow pickled objects in the file (runs code from it: trusted files only).",
-    )(function)
+    )(command)
     return click.option(
         "--allow-missing-heads", is_flag=True, help="Accept a checkpoint without ITC/ITM heads (they start random)."
-    )(function)
+    )(command)
 
 
 @cli.command("convert-checkpoint")
@@ -82,14 +119,10 @@ def convert_checkpoint(
     image_size: int | None,
     num_frames: int | None,
     embed_dim: int,
-    fp16: bool,
-    trust_pickle: bool,
-    allow_missing_heads: bool,
+    conversion: Conversion,
 ) -> None:
     """Convert an official mPLUG-2 checkpoint (.pth) on disk into this project's model folder format."""
     import dataclasses
-
-    import torch
 
     from mplug2.checkpoint import CheckpointError
     from mplug2.convert import config_from_official_files, convert_official_checkpoint
@@ -112,13 +145,7 @@ def convert_checkpoint(
             if image_size is not None:
                 config = dataclasses.replace(config, vision=dataclasses.replace(config.vision, image_size=image_size))
         report = convert_official_checkpoint(
-            checkpoint,
-            config,
-            out_dir,
-            vocab or BERT_VOCAB,
-            trust_pickle=trust_pickle,
-            allow_missing_heads=allow_missing_heads,
-            dtype=torch.float16 if fp16 else torch.float32,
+            checkpoint, config, out_dir, vocab or BERT_VOCAB, **conversion.loader_args()
         )
     click.echo(report.summary())
     click.echo(f"wrote {out_dir} (use it with --model {out_dir})")
@@ -154,48 +181,26 @@ def fetch_checkpoint(
     vocab: str | None,
     num_frames: int | None,
     embed_dim: int,
-    fp16: bool,
-    trust_pickle: bool,
-    allow_missing_heads: bool,
+    conversion: Conversion,
 ) -> None:
     """Get a checkpoint and turn it into a model folder in one step (the only command that uses the network).
 
     NAME is a known checkpoint (see `models`), or the http(s) URL of an official-format .pth together with
     --bert-config and --vision. Without internet, download the file by hand and pass --from-file.
     """
-    import torch
-
     from mplug2.checkpoint import CheckpointError
     from mplug2.download import ChecksumError, DownloadError
 
-    dtype = torch.float16 if fp16 else torch.float32
     with user_errors(CheckpointError, ChecksumError, ValueError):
         try:
             if "://" in name:
-                folder, report = _fetch_url(
-                    name,
-                    out_dir,
-                    bert_config,
-                    vision,
-                    vocab,
-                    num_frames,
-                    embed_dim,
-                    trust_pickle,
-                    allow_missing_heads,
-                    dtype,
-                )
+                files = OfficialFiles(bert_config, vision, vocab, num_frames, embed_dim)
+                folder, report = _fetch_url(name, out_dir, files, conversion)
                 model = str(folder)
             else:
                 from mplug2.convert import install_known_checkpoint
 
-                fetched = install_known_checkpoint(
-                    name,
-                    url=url,
-                    from_file=from_file,
-                    trust_pickle=trust_pickle,
-                    allow_missing_heads=allow_missing_heads,
-                    dtype=dtype,
-                )
+                fetched = install_known_checkpoint(name, url=url, from_file=from_file, **conversion.loader_args())
                 if fetched.folder is None:
                     click.echo(f"saved {fetched.checkpoint}")
                     return
@@ -221,40 +226,24 @@ def _manual_path(name: str, error: Exception) -> str:
     return "\n".join(lines)
 
 
-def _fetch_url(
-    url: str,
-    out_dir: Path | None,
-    bert_config: str | None,
-    vision: str,
-    vocab: str | None,
-    num_frames: int | None,
-    embed_dim: int,
-    trust_pickle: bool,
-    allow_missing_heads: bool,
-    dtype,
-):
+def _fetch_url(url: str, out_dir: Path | None, files: OfficialFiles, conversion: Conversion):
     """An official-format checkpoint from any address, with its BERT config (and vocab): fetched, converted."""
     from mplug2.convert import config_from_official_files, convert_official_checkpoint
     from mplug2.download import download, fetch_to
     from mplug2.pretrained import BERT_VOCAB, models_dir
 
-    if bert_config is None:
+    if files.bert_config is None:
         raise UserError(f"{url} is not a known checkpoint: give its --bert-config (a URL or a file) and --vision")
     stem = Path(url.split("?")[0].rstrip("/")).stem or "model"
     folder = out_dir or models_dir() / stem
     downloads = folder.with_name(folder.name + ".download")
     checkpoint = download(url, downloads / "checkpoint.pth")
-    bert_file = fetch_to(bert_config, downloads / "bert_config.json")
-    vision_arg = vision if vision in ("large", "base") else str(fetch_to(vision, downloads / "vision.json"))
-    vocab_file = fetch_to(vocab, downloads / "vocab.txt") if vocab else BERT_VOCAB
-    config = config_from_official_files(folder.name, bert_file, vision_arg, num_frames=num_frames, embed_dim=embed_dim)
-    report = convert_official_checkpoint(
-        checkpoint,
-        config,
-        folder,
-        vocab_file,
-        trust_pickle=trust_pickle,
-        allow_missing_heads=allow_missing_heads,
-        dtype=dtype,
+    bert_file = fetch_to(files.bert_config, downloads / "bert_config.json")
+    vision = files.vision
+    vision = vision if vision in ("large", "base") else str(fetch_to(vision, downloads / "vision.json"))
+    vocab_file = fetch_to(files.vocab, downloads / "vocab.txt") if files.vocab else BERT_VOCAB
+    config = config_from_official_files(
+        folder.name, bert_file, vision, num_frames=files.num_frames, embed_dim=files.embed_dim
     )
+    report = convert_official_checkpoint(checkpoint, config, folder, vocab_file, **conversion.loader_args())
     return folder, report
