@@ -12,6 +12,8 @@ The stages are local indexing's own (`indexer.stages`); only where they run chan
   has GPUs, else CPU actors. Batches are formed on the driver as locally (same kinds, same sizes, across files) and
   name the frames by object reference, so frames go from the decoding node to the encoding node directly.
 
+The tasks and actors themselves are in `indexer.ray_tasks`; this module drives them from the driver.
+
 Results are taken in the order the requests were made, so clip ids are given out in the order a local run with one
 decode worker gives them, and batches hold the same clips: the archive is the same whichever way it was built.
 
@@ -24,29 +26,28 @@ request that keeps failing for system reasons fails its file with that reason. A
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import ray
 from ray.exceptions import RayActorError, RayError
 
 from indexer.archive import ArchiveError
 from indexer.db.records import FileStamp
 from indexer.media.decode import DecodeResult
-from indexer.media.errors import MediaError, WorkerCrashError
+from indexer.media.errors import WorkerCrashError
 from indexer.media.probe import MediaInfo
-from indexer.media.workers import DecodePool, Outcome, Request
+from indexer.media.workers import Request
 from indexer.options import IndexOptions
 from indexer.pipeline import Indexer, _Feed, _StopFlag
+from indexer.ray_tasks import _decode_task, _DecodeReport, _Encoder, _FramesRef, _read_task, connect
 from indexer.settings import Settings
 from indexer.stages.commit import IndexSummary
 from indexer.stages.decode import read_file
-from indexer.stages.encode import PendingClip, encode_batch
+from indexer.stages.encode import PendingClip
 from indexer.stages.walk import Candidate, plan
 from mplug2.bundle import ModelBundle
 
@@ -82,118 +83,6 @@ class ClusterSummary(IndexSummary):
     nodes: dict[str, NodeStats] = field(default_factory=lambda: defaultdict(NodeStats))
     actors: int = 0
     device: str = "cpu"
-
-
-def connect(address: str) -> bool:
-    """Join the cluster at `address`; True if this call connected (then the caller disconnects at the end)."""
-    if ray.is_initialized():
-        return False
-    try:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    except ConnectionError as error:
-        raise ArchiveError(
-            f"no Ray cluster at {address}: start one with `ray start --head` (see docs/DISTRIBUTED.md) ({error})"
-        ) from None
-    return True
-
-
-# decode: a Ray task per request, in a killable process kept by the Ray worker
-
-_POOL: DecodePool | None = None
-_POOL_KEY: tuple | None = None
-
-
-def _worker_pool(timeout_s: float, memory_mb: int, backstop: bool) -> DecodePool:
-    """This Ray worker's one-process decode pool, started on its first task and kept (Ray reuses its workers)."""
-    global _POOL, _POOL_KEY
-    key = (timeout_s, memory_mb, backstop)
-    if _POOL is None or key != _POOL_KEY:
-        if _POOL is not None:
-            _POOL.close()
-        _POOL, _POOL_KEY = DecodePool(1, timeout_s, memory_mb, address_space_backstop=backstop), key
-    return _POOL
-
-
-@dataclass
-class _DecodeReport:
-    outcome: Outcome  # a DecodeResult's good spans carry `True` instead of frames (the frames are the other return)
-    node: str
-    seconds: float
-
-
-@ray.remote(num_returns=2)
-def _decode_task(
-    request: Request, timeout_s: float, memory_mb: int, backstop: bool
-) -> tuple[_DecodeReport, list[np.ndarray | None] | None]:
-    started = time.perf_counter()
-    pool = _worker_pool(timeout_s, memory_mb, backstop)
-    ((_, outcome),) = list(pool.imap([request]))
-    frames = None
-    if isinstance(outcome, DecodeResult):
-        frames = [span.frames for span in outcome.spans]
-        for span in outcome.spans:
-            span.frames = True if span.frames is not None else None  # type: ignore[assignment]
-    node = ray.get_runtime_context().get_node_id()
-    return _DecodeReport(outcome, node, time.perf_counter() - started), frames
-
-
-# No CPU reserved: a probe is an ffprobe process and a read of the file, short and mostly waiting on I/O; reserving
-# a CPU would take decode slots (with half a CPU each, a one-node run on the loaded build machine fell to 0.53x the
-# local rate, against 1.19x without Ray probes). The read-ahead bounds
-# how many run at once.
-@ray.remote(num_cpus=0)
-def _read_task(candidate: Candidate) -> tuple[MediaInfo, FileStamp] | MediaError | OSError:
-    """Probe and hash a file on the cluster (ffprobe and reading every byte: the driver's slowest work otherwise).
-    Failures come back as values, to be raised on the driver where the local code expects them."""
-    try:
-        return read_file(candidate)
-    except (MediaError, OSError) as error:
-        return error
-
-
-class _FramesRef:
-    """Stands for a decoded clip's frames on the driver: span `index` of a decode task's frames object. It rides in
-    `PendingClip.frames` through the local stages, which never look inside frames."""
-
-    __slots__ = ("index", "ref")
-
-    def __init__(self, ref: ray.ObjectRef, index: int) -> None:
-        self.ref, self.index = ref, index
-
-
-# encode: an actor pool, the model loaded once per actor
-
-
-@ray.remote(max_restarts=-1, max_task_retries=-1)
-class _Encoder:
-    def __init__(self, model: str, fingerprint: str, threads: int) -> None:
-        import torch
-
-        from mplug2.bundle import load_model_bundle
-
-        torch.set_num_threads(max(1, threads))
-        gpu = bool(ray.get_gpu_ids())
-        # precision auto: bf16 autocast on a GPU, float32 on the CPU (see mplug2.bundle)
-        self.bundle = load_model_bundle(model, device="cuda" if gpu else "cpu", with_fusion=False)
-        if self.bundle.fingerprint != fingerprint:
-            raise ArchiveError(
-                f"the model at {model} on node {ray.get_runtime_context().get_node_id()[:8]} is not the driver's "
-                "(different weights): every node must see the same model folder"
-            )
-        self.node = ray.get_runtime_context().get_node_id()
-
-    def where(self) -> tuple[str, int]:
-        """(node id, process id) of this actor: for the fault tests, and for anyone debugging placement."""
-        return self.node, os.getpid()
-
-    def encode(
-        self, kind: str, refs: list[ray.ObjectRef], picks: list[tuple[int, int]], keep_tokens: bool
-    ) -> tuple[np.ndarray, list[np.ndarray] | None, str, float]:
-        arrays = ray.get(refs)  # each decode task's frames, fetched from wherever they were decoded
-        clips = [PendingClip(0, 0, kind, arrays[ref][span]) for ref, span in picks]
-        started = time.perf_counter()
-        itc, tokens = encode_batch(self.bundle, clips, keep_tokens)
-        return itc, tokens, self.node, time.perf_counter() - started
 
 
 @dataclass

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from indexer.cli import cli
-from indexer.cli.archive import model_option
 from indexer.cli.errors import UserError
+from indexer.cli.options import model_option
 from indexer.evaluation.datasets import READERS
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from indexer.cli import cli
-from indexer.cli.archive import archive_options, model_option
 from indexer.cli.errors import UserError
+from indexer.cli.options import archive_options, model_option
 
 APP = Path(__file__).resolve().parents[2] / "search_ui" / "app.py"
 

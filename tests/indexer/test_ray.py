@@ -216,3 +216,4 @@ def test_a_local_run_never_imports_ray(tmp_path: Path, tiny_model_dir: Path, med
     assert "indexer.pipeline" in imported, "the import log covers the indexing run"
     assert not {name for name in imported if name == "ray" or name.startswith("ray.")}
     assert "indexer.ray_index" not in imported
+    assert "indexer.ray_tasks" not in imported
