@@ -94,6 +94,15 @@ class _Feed:
         return next(self._files)
 
 
+def existing_roots(paths: list[str | Path]) -> list[Path]:
+    """The folders and files to index, resolved; one that does not exist stops the run before it starts."""
+    roots = [Path(p).expanduser().resolve() for p in paths]
+    for root in roots:
+        if not root.exists():
+            raise FileNotFoundError(f"{root}: no such folder or file to index")
+    return roots
+
+
 class Indexer:
     def __init__(
         self,
@@ -122,24 +131,10 @@ class Indexer:
     def _run(self, paths: list[str | Path], stop: _StopFlag) -> IndexSummary:
         from tqdm import tqdm
 
-        roots = [Path(p).expanduser().resolve() for p in paths]
-        for root in roots:
-            if not root.exists():
-                raise FileNotFoundError(f"{root}: no such folder or file to index")
-        config = self.bundle.config
-        preprocessing = {
-            "image_size": config.image_size,
-            "num_frames": config.preprocess.num_frames,
-            "segment": vars(self.options.segment),
-            "feature_mode": self.archive.store.mode,
-        }
+        roots = existing_roots(paths)
         started = time.perf_counter()
-        self.summary.run_id = self.archive.start_run(self.bundle.name, preprocessing, [str(r) for r in roots])
-        read_started = time.perf_counter()
-        planned = plan(self.archive, roots, self.options.retry_failed)
-        self.summary.timings["read"] += time.perf_counter() - read_started
-        self.summary.seen, self.summary.unchanged = planned.seen, planned.unchanged
-        self.summary.removed, todo = planned.removed, planned.todo
+        self._start_run(roots)
+        todo = self._plan(roots)
         bar = tqdm(total=len(todo), unit="file", desc="indexing", disable=not self.options.progress)
         try:
             with DecodePool(
@@ -160,11 +155,38 @@ class Indexer:
             self._report(bar, len(todo))
         finally:
             bar.close()
-            self.summary.status = "interrupted" if stop.requested else "done"
-            self.summary.timings["total"] = time.perf_counter() - started
-            timings = {k: round(v, 3) for k, v in self.summary.timings.items()}
-            self.archive.finish_run(self.summary.run_id, self.summary.status, self.summary.counts(), timings)
+            self._finish_run(stop, started)
         return self.summary
+
+    # what local and Ray runs share: the run's record and its plan
+
+    def _start_run(self, roots: list[Path]) -> None:
+        config = self.bundle.config
+        preprocessing = {
+            "image_size": config.image_size,
+            "num_frames": config.preprocess.num_frames,
+            "segment": vars(self.options.segment),
+            "feature_mode": self.archive.store.mode,
+        }
+        self.summary.run_id = self.archive.start_run(self.bundle.name, preprocessing, [str(r) for r in roots])
+
+    def _plan(self, roots: list[Path]) -> list[Candidate]:
+        """The files to index, in the order both kinds of run take them; the summary counts the rest."""
+        read_started = time.perf_counter()
+        planned = plan(self.archive, roots, self.options.retry_failed)
+        self.summary.timings["read"] += time.perf_counter() - read_started
+        self.summary.seen, self.summary.unchanged, self.summary.removed = (
+            planned.seen,
+            planned.unchanged,
+            planned.removed,
+        )
+        return planned.todo
+
+    def _finish_run(self, stop: _StopFlag, started: float) -> None:
+        self.summary.status = "interrupted" if stop.requested else "done"
+        self.summary.timings["total"] = time.perf_counter() - started
+        timings = {k: round(v, 3) for k, v in self.summary.timings.items()}
+        self.archive.finish_run(self.summary.run_id, self.summary.status, self.summary.counts(), timings)
 
     def _report(self, bar, total: int) -> None:
         done = self.summary.indexed + self.summary.failed

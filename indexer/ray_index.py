@@ -42,13 +42,13 @@ from indexer.media.errors import WorkerCrashError
 from indexer.media.probe import MediaInfo
 from indexer.media.workers import Request
 from indexer.options import IndexOptions
-from indexer.pipeline import Indexer, _Feed, _StopFlag
+from indexer.pipeline import Indexer, _Feed, _StopFlag, existing_roots
 from indexer.ray_tasks import _decode_task, _DecodeReport, _Encoder, _FramesRef, _read_task, connect
 from indexer.settings import Settings
 from indexer.stages.commit import IndexSummary
 from indexer.stages.decode import read_file
 from indexer.stages.encode import PendingClip
-from indexer.stages.walk import Candidate, plan
+from indexer.stages.walk import Candidate
 from mplug2.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
@@ -141,26 +141,12 @@ class RayIndexer(Indexer):
     def _run(self, paths: list[str | Path], stop: _StopFlag) -> IndexSummary:
         from tqdm import tqdm
 
-        roots = [Path(p).expanduser().resolve() for p in paths]
-        for root in roots:
-            if not root.exists():
-                raise FileNotFoundError(f"{root}: no such folder or file to index")
+        roots = existing_roots(paths)
         started = time.perf_counter()
         connected = connect(self.cluster.address)
-        config = self.bundle.config
-        preprocessing = {
-            "image_size": config.image_size,
-            "num_frames": config.preprocess.num_frames,
-            "segment": vars(self.options.segment),
-            "feature_mode": self.archive.store.mode,
-        }
-        self.summary.run_id = self.archive.start_run(self.bundle.name, preprocessing, [str(r) for r in roots])
+        self._start_run(roots)
         try:
-            read_started = time.perf_counter()
-            planned = plan(self.archive, roots, self.options.retry_failed)
-            self.summary.timings["read"] += time.perf_counter() - read_started
-            self.summary.seen, self.summary.unchanged = planned.seen, planned.unchanged
-            self.summary.removed, todo = planned.removed, planned.todo
+            todo = self._plan(roots)
             bar = tqdm(total=len(todo), unit="file", desc="indexing on ray", disable=not self.options.progress)
             try:
                 self._unread = iter(todo)  # probed ahead, in the order `_files` takes them
@@ -170,10 +156,7 @@ class RayIndexer(Indexer):
             finally:
                 bar.close()
         finally:
-            self.summary.status = "interrupted" if stop.requested else "done"
-            self.summary.timings["total"] = time.perf_counter() - started
-            timings = {k: round(v, 3) for k, v in self.summary.timings.items()}
-            self.archive.finish_run(self.summary.run_id, self.summary.status, self.summary.counts(), timings)
+            self._finish_run(stop, started)
             if connected:
                 ray.shutdown()
         return self.summary
@@ -257,8 +240,10 @@ class RayIndexer(Indexer):
 
     def _node_name(self, node: str) -> str:
         """`address/id` of a node (the id: nodes on one machine share an address); nodes that joined late too."""
-        if node not in self._node_names:
-            return self._node_names.get(node, node[:8])
+        if node not in self._node_names:  # ask the cluster again: the node may have joined since
+            for info in ray.nodes():
+                self._node_names[info["NodeID"]] = f"{info['NodeManagerAddress']}/{info['NodeID'][:8]}"
+        return self._node_names.get(node, node[:8])
 
     def _decoded(self, request: Request, meta: ray.ObjectRef, frames: ray.ObjectRef) -> None:
         try:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# Ray reads this once, when it is imported (ray_constants), so it must be set before any test module imports ray:
+# with it, every node of a test cluster takes 127.0.0.1 instead of the machine's external address.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import itertools
 import shutil

@@ -162,6 +162,7 @@ def test_a_worker_process_killed_and_a_node_lost_cost_retries_only(
     assert summary.status == "done" and summary.indexed == FILES and summary.failed == len(BROKEN), faults
     assert {path.rsplit("/", 1)[-1] for path, _, _ in summary.failures} == set(BROKEN), summary.failures
     assert sum(stats.decode_tasks for stats in summary.nodes.values()) >= FILES
+    assert all(name.startswith("127.0.0.1/") for name in summary.nodes), list(summary.nodes)  # address/id, loopback
     assert_same_archive(settings, local_reference)
 
 
