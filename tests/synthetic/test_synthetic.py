@@ -16,27 +16,15 @@ from indexer.synthetic.attributes import BACKGROUNDS, COLOURS, caption_words, is
 from indexer.synthetic.generate import plan
 from indexer.synthetic.render import render_video
 
+# The benchmark these tests make (twice, to check a seed makes it the same).
+SMALL_BENCHMARK = ("--seed", "3", "--videos", "12", "--images", "4", "--test-videos", "24", "--test-images", "6")
+SMALL_BENCHMARK += ("--long-videos", "1")
+
 
 @pytest.fixture(scope="module")
 def benchmark(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synthetic")
-    args = [
-        "make-synthetic",
-        "--out",
-        str(out),
-        "--seed",
-        "3",
-        "--videos",
-        "12",
-        "--images",
-        "4",
-        "--test-videos",
-        "24",
-        "--test-images",
-        "6",
-        "--long-videos",
-        "1",
-    ]
+    args = ["make-synthetic", "--out", str(out), *SMALL_BENCHMARK]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     return out
@@ -82,23 +70,7 @@ def test_held_out_triples_never_reach_training_and_every_attribute_does() -> Non
 
 
 def test_same_seed_same_benchmark(benchmark: Path, tmp_path: Path) -> None:
-    args = [
-        "make-synthetic",
-        "--out",
-        str(tmp_path),
-        "--seed",
-        "3",
-        "--videos",
-        "12",
-        "--images",
-        "4",
-        "--test-videos",
-        "24",
-        "--test-images",
-        "6",
-        "--long-videos",
-        "1",
-    ]
+    args = ["make-synthetic", "--out", str(tmp_path), *SMALL_BENCHMARK]
     assert CliRunner().invoke(cli, args).exit_code == 0
     for name in ("train_videos", "test_videos", "train_images", "test_images", "long_scenes"):
         assert (tmp_path / "annotations" / f"{name}.jsonl").read_bytes() == (
