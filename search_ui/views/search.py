@@ -111,9 +111,6 @@ def _player(engine: SharedEngine, clip_id: object, preview_dir: Path) -> None:
                 st.rerun()
 
 
-CARD_HEIGHT = 420  # px: every card the same height, whatever its thumbnail's shape or its name's length
-
-
 def _relevance(result: SearchResult, best: float, worst: float) -> tuple[float, str]:
     """Where this result stands between the list's weakest and best scores (scores are not comparable across
     models or queries, so the cue is relative to this list, and says so)."""
@@ -123,7 +120,9 @@ def _relevance(result: SearchResult, best: float, worst: float) -> tuple[float, 
 
 
 def _card(engine: SharedEngine, result: SearchResult, best: float, worst: float) -> None:
-    with st.container(border=True, key=f"result-{result.rank}", height=CARD_HEIGHT):
+    # "stretch": as tall as the row's tallest card, so a row's cards share one height whatever their thumbnails'
+    # shapes, and none hides its button (a fixed height in pixels scrolled a square thumbnail's button out of sight).
+    with st.container(border=True, key=f"result-{result.rank}", height="stretch"):
         thumbnail = engine.thumbnail(result.clip_id)
         if thumbnail:
             st.image(thumbnail, width="stretch")
