@@ -49,7 +49,8 @@ def main() -> None:
         "--motion-steps",
         type=int,
         default=0,
-        help="optimizer steps of the motion stage (0: none, the shipped model; 1000 was tried, see the model card)",
+        help="optimizer steps of the motion stage (0: none, the shipped model; 1200 with --twins 1.0 "
+        "--caption-negatives 0.5 was tried, see the model card)",
     )
     parser.add_argument("--motion-lr", type=float, default=5e-4)
     parser.add_argument("--twins", type=float, default=0.5, help="share of direction videos given a reversed twin")
