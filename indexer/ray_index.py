@@ -25,6 +25,7 @@ request that keeps failing for system reasons fails its file with that reason. A
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import defaultdict, deque
@@ -43,7 +44,7 @@ from indexer.media.probe import MediaInfo
 from indexer.media.workers import Request
 from indexer.options import IndexOptions
 from indexer.pipeline import Indexer, _Feed, _StopFlag, existing_roots
-from indexer.ray_tasks import _decode_task, _DecodeReport, _Encoder, _FramesRef, _read_task, connect
+from indexer.ray_tasks import _decode_task, _DecodeReport, _Encoder, _FramesRef, _Reader, connect
 from indexer.settings import Settings
 from indexer.stages.commit import IndexSummary
 from indexer.stages.decode import read_file
@@ -112,15 +113,20 @@ class RayIndexer(Indexer):
         self._reads: deque[tuple[Path, ray.ObjectRef]] = deque()
         self._unread: Iterator[Candidate] = iter(())
         self._read_ahead = 4  # files probed ahead of the driver (set from the decode slots once the cluster is known)
+        self._readers: list = []  # started on first use, spread over the nodes
 
     def _read(self, candidate: Candidate) -> tuple[MediaInfo, FileStamp]:
         """The local stage's probe and hash, done by Ray tasks a few files ahead of the driver's need: the driver
         keeps planning and committing (the database work) and the cluster does the per-file I/O."""
+        if not self._readers:
+            count = max(2, len([node for node in ray.nodes() if node["Alive"]]))
+            self._readers = [_Reader.options(scheduling_strategy="SPREAD").remote() for _ in range(count)]
+            self._next_reader = itertools.cycle(self._readers)
         while len(self._reads) < self._read_ahead:
             upcoming = next(self._unread, None)
             if upcoming is None:
                 break
-            self._reads.append((upcoming.path, _read_task.remote(upcoming)))
+            self._reads.append((upcoming.path, next(self._next_reader).read.remote(upcoming)))
         if not self._reads or self._reads[0][0] != candidate.path:  # not foreseen: read it here
             return read_file(candidate)
         _, ref = self._reads.popleft()
