@@ -175,11 +175,8 @@ class Indexer:
         read_started = time.perf_counter()
         planned = plan(self.archive, roots, self.options.retry_failed)
         self.summary.timings["read"] += time.perf_counter() - read_started
-        self.summary.seen, self.summary.unchanged, self.summary.removed = (
-            planned.seen,
-            planned.unchanged,
-            planned.removed,
-        )
+        self.summary.seen, self.summary.unchanged = planned.seen, planned.unchanged
+        self.summary.removed = planned.removed
         return planned.todo
 
     def _finish_run(self, stop: _StopFlag, started: float) -> None:

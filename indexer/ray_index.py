@@ -116,8 +116,8 @@ class RayIndexer(Indexer):
         self._readers: list = []  # started on first use, spread over the nodes
 
     def _read(self, candidate: Candidate) -> tuple[MediaInfo, FileStamp]:
-        """The local stage's probe and hash, done by Ray tasks a few files ahead of the driver's need: the driver
-        keeps planning and committing (the database work) and the cluster does the per-file I/O."""
+        """The local stage's probe and hash, done by the reader actors a few files ahead of the driver's need: the
+        driver keeps planning and committing (the database work) and the cluster does the per-file I/O."""
         if not self._readers:
             count = max(2, len([node for node in ray.nodes() if node["Alive"]]))
             self._readers = [_Reader.options(scheduling_strategy="SPREAD").remote() for _ in range(count)]
