@@ -158,15 +158,20 @@ class Trainer:
 
     # one batch
 
+    def _tokenize(self, captions: list[str], kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and mask at the model's text length for `kind` (official: video 35, image 30)."""
+        preprocess = self.model.config.preprocess
+        length = preprocess.text_max_length_video if kind == "video" else preprocess.text_max_length_image
+        ids, mask = self.tokenizer(captions, length)
+        return ids.to(self.device), mask.to(self.device)
+
     def _inputs(self, samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         kind = samples[0].kind
         frames = np.stack([sample.frames for sample in samples])  # [B, T, H, W, 3]
         video = to_model_input(frames, self.model.config, kind).to(self.device)  # [B, T, 3, S, S]
-        preprocess = self.model.config.preprocess
-        length = preprocess.text_max_length_video if kind == "video" else preprocess.text_max_length_image
-        ids, mask = self.tokenizer([sample.caption for sample in samples], length)
+        ids, mask = self._tokenize([sample.caption for sample in samples], kind)
         item_ids = torch.tensor([sample.item_id for sample in samples], device=self.device)
-        return video, ids.to(self.device), mask.to(self.device), item_ids
+        return video, ids, mask, item_ids
 
     def batch_loss(self, samples: list[Sample], generator: torch.Generator) -> tuple[torch.Tensor, dict]:
         model, config = self.model, self.config
@@ -234,10 +239,7 @@ class Trainer:
                     owners.append(index)
         if not captions:
             return None, None
-        preprocess = self.model.config.preprocess
-        length = preprocess.text_max_length_video if samples[0].kind == "video" else preprocess.text_max_length_image
-        ids, mask = self.tokenizer(captions, length)
-        encoded = self.model.encode_text(ids.to(self.device), mask.to(self.device))
+        encoded = self.model.encode_text(*self._tokenize(captions, samples[0].kind))
         return encoded, torch.tensor(owners, device=self.device)
 
     def distill_alpha(self) -> float:
