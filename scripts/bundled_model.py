@@ -13,19 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
+from mplug2_cli import mplug2_search  # scripts/ is on the path of a script run from it
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = REPO / "data" / "models" / "mplug2-synth"
-
-
-def run(*args: str) -> None:
-    print("+ mplug2-search", " ".join(args), flush=True)
-    subprocess.run([sys.executable, "-m", "indexer", *args], check=True, cwd=REPO)
 
 
 def main() -> None:
@@ -74,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     data, validation = args.work / "synthetic", args.work / "validation"
     if not (data / "manifest.json").exists():
-        run(
+        mplug2_search(
             "make-synthetic",
             "--out",
             str(data),
@@ -88,7 +82,7 @@ def main() -> None:
             "4",
         )
     if not (validation / "manifest.json").exists():
-        run(
+        mplug2_search(
             "make-synthetic",
             "--out",
             str(validation),
@@ -128,7 +122,7 @@ def finished(stage_dir: Path) -> bool:
 
 
 def joint_stage(args: argparse.Namespace, data: Path, vocab: Path, train_dir: Path) -> None:
-    run(
+    mplug2_search(
         "train",
         "--model",
         "mplug2-small",
@@ -170,7 +164,7 @@ def motion_stage(
     """Every weight again, from the previous stage's model: each direction video beside its time-reversed twin in
     the same batch (only time order tells them apart, so the temporal adapters must learn it), half the batches of
     the model's own nearest neighbours, half the ITM negatives at random (hard ones alone leave ITM guessing)."""
-    run(
+    mplug2_search(
         "train",
         *("--model", str(start)),
         *("--media", str(data)),
@@ -190,7 +184,7 @@ def motion_stage(
 def itm_stage(
     args: argparse.Namespace, data: Path, start: Path, out: Path, minutes: float, random_negatives: float
 ) -> None:
-    run(
+    mplug2_search(
         "train",
         *("--stage", "itm", "--model", str(start / "model")),
         *("--media", str(data)),

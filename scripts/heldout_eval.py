@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from mplug2_cli import mplug2_search  # scripts/ is on the path of a script run from it
 
 REPO = Path(__file__).resolve().parents[1]
 SETS = {
@@ -21,11 +21,6 @@ SETS = {
     "twins": "test_twins.jsonl",
     "directions": "test_directions.jsonl",
 }
-
-
-def mplug2_search(*args: str) -> None:
-    print("+ mplug2-search", " ".join(args), flush=True)
-    subprocess.run([sys.executable, "-m", "indexer", *args], check=True, cwd=REPO)
 
 
 def main() -> None:
