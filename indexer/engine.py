@@ -21,18 +21,20 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from indexer.archive import Archive, ArchiveError, ArchiveStats
 from indexer.db.records import ClipRecord, SearchFilters
-from indexer.media.decode import DecodeResult, model_request
-from indexer.media.workers import DecodePool
 from indexer.scoring import DEFAULT_RERANK_K, ENGINE_SCORER, RerankChoice, final_scores
 from indexer.serving import NotServable, OpenClip, Playable, open_clip, playable
 from indexer.settings import Settings, default_model_dir
 from mplug2.bundle import ModelBundle, load_model_bundle
+
+if TYPE_CHECKING:
+    from indexer.media.workers import DecodePool
 
 __all__ = [
     "DEFAULT_RERANK_K",
@@ -201,6 +203,11 @@ class SearchEngine:
 
     def _recompute_tokens(self, records: list[ClipRecord]) -> list[np.ndarray | None]:
         """Visual tokens straight from the files (feature mode `none`), decoded in a worker process."""
+        # Imported here: the decoders and the worker pool (psutil, PIL) cost a search from the shell time that
+        # only an archive without stored tokens needs.
+        from indexer.media.decode import DecodeResult, model_request
+        from indexer.media.workers import DecodePool
+
         if self._pool is None:
             self._pool = DecodePool(self._workers, timeout_s=60)
         requests = [

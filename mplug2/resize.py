@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from PIL import Image
 
 Interpolation = Literal["nearest", "bilinear", "bicubic"]
 
-_PIL_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+_PIL_FILTERS = ("bilinear", "bicubic")
 
 
 def nearest_source_indices(in_size: int, out_size: int) -> np.ndarray:
@@ -37,5 +36,8 @@ def resize_frames(frames: np.ndarray, size: int, interpolation: Interpolation) -
         return np.ascontiguousarray(frames[:, rows][:, :, cols])
     if interpolation not in _PIL_FILTERS:
         raise ValueError(f"unknown interpolation {interpolation!r}: use nearest, bilinear or bicubic")
-    resample = _PIL_FILTERS[interpolation]
+    # PIL is imported only here: a text query (which loads this module through the model bundle) never needs it.
+    from PIL import Image
+
+    resample = Image.Resampling[interpolation.upper()]
     return np.stack([np.asarray(Image.fromarray(frame).resize((size, size), resample)) for frame in frames])

@@ -1,5 +1,5 @@
 """A text search from the shell imports only what a query needs: not open_clip (which drags in torchvision and
-torch._dynamo, seconds on 2 cores), not the app, not the plotting or decoding libraries."""
+torch._dynamo, seconds on 2 cores), not the app, not the plotting, imaging or decoding libraries."""
 
 from __future__ import annotations
 
@@ -10,7 +10,20 @@ from pathlib import Path
 
 from tests.indexer.test_pipeline import REPO, run_index
 
-FORBIDDEN = ("open_clip", "torchvision", "timm", "torch._dynamo", "decord", "matplotlib", "streamlit", "ray")
+# PIL and psutil come with the frame decoders and the decode pool, which only an archive without stored tokens
+# needs at search time.
+FORBIDDEN = (
+    "open_clip",
+    "torchvision",
+    "timm",
+    "torch._dynamo",
+    "decord",
+    "matplotlib",
+    "streamlit",
+    "ray",
+    "PIL",
+    "psutil",
+)
 PROBE = """
 import json, sys
 from indexer.cli import cli
