@@ -53,6 +53,10 @@ class ArchiveError(RuntimeError):
     """The archive cannot be used as asked; the message says what to do."""
 
 
+def _nothing_indexed(index_dir: Path) -> ArchiveError:
+    return ArchiveError(f"nothing has been indexed into {index_dir} yet: run `mplug2-search index PATH`")
+
+
 @dataclass
 class SyncReport:
     added: int = 0
@@ -111,6 +115,15 @@ class Archive:
         self._index: VectorIndex | None = None
         self._generation: int | None = None
 
+    @classmethod
+    def open_indexed(cls, settings: Settings) -> Archive:
+        """An archive that an index run has written, for searching. Checked before anything is opened: a search
+        pointed at the wrong folder or database says so and leaves no empty archive behind."""
+        meta_path = settings.index_dir / "archive.json"
+        if not meta_path.is_file() or "model_fingerprint" not in json.loads(meta_path.read_text()):
+            raise _nothing_indexed(settings.index_dir)
+        return cls(settings)
+
     @property
     def vectors_path(self) -> Path:
         return self.index_dir / "vectors.faiss"
@@ -149,7 +162,7 @@ class Archive:
         run recorded, unchanged (same path, size and time), needs no fingerprint: that pass over every weight costs
         a search from the shell a tenth of a second with the bundled model, seconds with a large one."""
         if "model_fingerprint" not in self.meta:
-            raise ArchiveError(f"nothing has been indexed into {self.index_dir} yet: run `mplug2-search index PATH`")
+            raise _nothing_indexed(self.index_dir)
         if bundle.weights_stamp is not None and bundle.weights_stamp == self.meta.get("model_weights"):
             return
         if self.meta["model_fingerprint"] != bundle.fingerprint:
@@ -175,7 +188,7 @@ class Archive:
     def load_index(self, sync: bool = True) -> VectorIndex:
         """The saved index (or an empty one), synced to the database's ready clips."""
         if "dim" not in self.meta:
-            raise ArchiveError(f"nothing has been indexed into {self.index_dir} yet: run `mplug2-search index PATH`")
+            raise _nothing_indexed(self.index_dir)
         index = None
         if VectorIndex.exists(self.vectors_path):
             try:
@@ -217,7 +230,7 @@ class Archive:
     def rebuild_index(self, factory: str | None = None) -> VectorIndex:
         """A new index from the feature store's vectors of the ready clips, saved in place of the old one."""
         if "dim" not in self.meta:
-            raise ArchiveError(f"nothing has been indexed into {self.index_dir} yet: run `mplug2-search index PATH`")
+            raise _nothing_indexed(self.index_dir)
         factory = factory or self.meta.get("factory", "Flat")
         index = VectorIndex(self.meta["dim"], factory, model=self.meta["model_fingerprint"])
         report = self.sync_index(index)

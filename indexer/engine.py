@@ -96,7 +96,7 @@ class SearchEngine:
     @classmethod
     def open(cls, settings: Settings, model: str | None = None, device: str | None = None) -> SearchEngine:
         """The engine over the archive in `settings`, with the model it was indexed with (or `model`)."""
-        archive = Archive(settings)
+        archive = Archive.open_indexed(settings)
         try:
             name = model or archive.model or str(default_model_dir())
             return cls(settings, load_model_bundle(name, device=device), archive=archive)

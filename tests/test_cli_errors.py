@@ -97,3 +97,12 @@ def test_a_bug_keeps_its_traceback() -> None:
 
     result = CliRunner().invoke(group, ["broken"])
     assert result.exit_code == 1 and isinstance(result.exception, KeyError)
+
+
+def test_a_search_where_nothing_is_indexed_creates_nothing(tmp_path: Path) -> None:
+    """A mistyped --index-dir or --db must not leave an empty archive (and a new database) behind."""
+    home = tmp_path / "no-archive-here"
+    archive = ["--db", f"sqlite:///{home / 'catalog.sqlite'}", "--index-dir", str(home / "index")]
+    line = _one_line_error(CliRunner().invoke(cli, ["search", "a red circle", *archive]))
+    assert f"nothing has been indexed into {home / 'index'}" in line and "mplug2-search index PATH" in line
+    assert not home.exists()
