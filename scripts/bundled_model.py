@@ -1,9 +1,9 @@
 """Rebuild the bundled default model, data/models/mplug2-synth, from nothing: `make bundled-model`.
 
 1. generate the synthetic benchmark (seed 0) and a validation set (seed 1, never the test split), 2. build the
-vocabulary, 3. train with ITC + ITM: the joint stage from random weights, a short ITM stage, then the motion stage
-(time-reversed twins, hard batches, half random ITM negatives) and a second ITM stage, 4. choose the re-rank depth
-on the validation set (or no re-ranking), 5. measure on the held-out test split, 6. write the model folder with
+vocabulary, 3. train with ITC + ITM: the joint stage from random weights, a short ITM stage, then the motion stages
+(time-reversed twins, caption negatives, hard batches, half random ITM negatives), each followed by an ITM stage,
+4. choose the re-rank depth on the validation set (or no re-ranking), 5. measure on the held-out test split, 6. write the model folder with
 its metrics, re-rank choice and card. Every step resumes: rerun the command after an interruption; a stage whose
 model folder exists is skipped.
 """
@@ -20,6 +20,23 @@ from mplug2_cli import mplug2_search  # scripts/ is on the path of a script run 
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = REPO / "data" / "models" / "mplug2-synth"
+# (optimizer steps, share of caption negatives) of each motion stage of the shipped model: the second stage, all
+# samples with a caption negative, is what taught shape and images (chosen on the validation set, see the card).
+SHIPPED_MOTION_STAGES = ((1200, 0.5), (900, 1.0))
+
+
+def motion_stages(text: str) -> tuple[tuple[int, float], ...]:
+    """'1200:0.5,900:1.0' → ((1200, 0.5), (900, 1.0)); 'none' → ()."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        stages = tuple((int(steps), float(share)) for steps, share in (part.split(":") for part in text.split(",")))
+    except ValueError:
+        message = f"{text!r}: give STEPS:SHARE[,STEPS:SHARE...], e.g. 900:1.0, or none"
+        raise argparse.ArgumentTypeError(message) from None
+    if any(steps <= 0 or not 0 <= share <= 1 for steps, share in stages):
+        raise argparse.ArgumentTypeError(f"{text!r}: steps must be positive and shares between 0 and 1")
+    return stages
 
 
 def main() -> None:
@@ -40,22 +57,17 @@ def main() -> None:
     )
     parser.add_argument("--queue-size", type=int, default=0, help="momentum queue of ITC negatives (mPLUG v1)")
     parser.add_argument(
-        "--motion-steps",
-        type=int,
-        default=0,
-        help="optimizer steps of the motion stage (0: none, the shipped model; 1200 with --twins 1.0 "
-        "--caption-negatives 0.5 was tried, see the model card)",
+        "--motion-stages",
+        type=motion_stages,
+        default=SHIPPED_MOTION_STAGES,
+        help="motion stages in order, each STEPS:CAPTION_NEGATIVES and each followed by an ITM stage ('none': the "
+        "model of the first two stages). CAPTION_NEGATIVES: the share of samples whose caption, one shape, motion or "
+        f"size phrase swapped, is an extra ITC and ITM negative (default: the shipped recipe, "
+        f"{','.join(f'{steps}:{share}' for steps, share in SHIPPED_MOTION_STAGES)})",
     )
     parser.add_argument("--motion-lr", type=float, default=5e-4)
-    parser.add_argument("--twins", type=float, default=0.5, help="share of direction videos given a reversed twin")
+    parser.add_argument("--twins", type=float, default=1.0, help="share of direction videos given a reversed twin")
     parser.add_argument("--itm-random-negatives", type=float, default=0.5)
-    parser.add_argument(
-        "--caption-negatives",
-        type=float,
-        default=0.0,
-        help="motion stage: share of samples whose caption, with its shape, motion or size swapped, is an extra "
-        "ITC and ITM negative",
-    )
     parser.add_argument("--rerank-k", type=int, default=16, help="depth of the re-ranked rows in metrics.json")
     parser.add_argument("--final-itm-minutes", type=float, default=5.0, help="time budget of the second ITM stage")
     parser.add_argument(
@@ -99,21 +111,21 @@ def main() -> None:
     attribute_words = args.work / "attribute_words.json"
     attribute_words.write_text(json.dumps(attribute_word_groups(), indent=1) + "\n")
     train_dir, itm_dir = args.work / "train", args.work / "itm"
-    motion_dir, final_dir = args.work / "motion", args.work / "final"
     if args.start_from is None:
         if not finished(train_dir):
             joint_stage(args, data, vocab, train_dir)
         # The fusion encoder and ITM head alone on cached encoder outputs (see mplug2/train/itm_stage.py).
         if not finished(itm_dir):
             itm_stage(args, data, train_dir, itm_dir, args.itm_minutes, random_negatives=0.0)
-    if args.motion_steps == 0:  # the shipped recipe: the model of the first two stages
-        measure_and_install(args, data, validation, args.start_from or itm_dir / "model")
-        return
-    if not finished(motion_dir):
-        motion_stage(args, data, args.start_from or itm_dir / "model", motion_dir, phrases, attribute_words)
-    if not finished(final_dir):
-        itm_stage(args, data, motion_dir, final_dir, args.final_itm_minutes, args.itm_random_negatives)
-    measure_and_install(args, data, validation, final_dir / "model")
+    model = args.start_from or itm_dir / "model"
+    for number, (steps, caption_negatives) in enumerate(args.motion_stages, start=1):
+        motion_dir, final_dir = args.work / f"motion-{number}", args.work / f"final-{number}"
+        if not finished(motion_dir):
+            motion_stage(args, data, model, motion_dir, phrases, attribute_words, steps, caption_negatives)
+        if not finished(final_dir):
+            itm_stage(args, data, motion_dir, final_dir, args.final_itm_minutes, args.itm_random_negatives)
+        model = final_dir / "model"
+    measure_and_install(args, data, validation, model)
 
 
 def finished(stage_dir: Path) -> bool:
@@ -159,7 +171,14 @@ def joint_stage(args: argparse.Namespace, data: Path, vocab: Path, train_dir: Pa
 
 
 def motion_stage(
-    args: argparse.Namespace, data: Path, start: Path, out: Path, phrases: Path, attribute_words: Path
+    args: argparse.Namespace,
+    data: Path,
+    start: Path,
+    out: Path,
+    phrases: Path,
+    attribute_words: Path,
+    steps: int,
+    caption_negatives: float,
 ) -> None:
     """Every weight again, from the previous stage's model: each direction video beside its time-reversed twin in
     the same batch (only time order tells them apart, so the temporal adapters must learn it), half the batches of
@@ -171,12 +190,12 @@ def motion_stage(
         *("--annotations", str(data / "annotations" / "train_videos.jsonl")),
         *("--annotations", str(data / "annotations" / "train_images.jsonl")),
         *("--out", str(out)),
-        *("--epochs", "100", "--max-steps", str(args.motion_steps)),
+        *("--epochs", "100", "--max-steps", str(steps)),
         *("--lr", str(args.motion_lr), "--warmup-steps", "100", "--batch-size", str(args.batch_size)),
         *("--hard-batches", str(args.hard_batches)),
         *("--reversed-twins", str(args.twins), "--direction-phrases", str(phrases)),
         *("--itm-random-negatives", str(args.itm_random_negatives)),
-        *("--caption-negatives", str(args.caption_negatives), "--attribute-words", str(attribute_words)),
+        *("--caption-negatives", str(caption_negatives), "--attribute-words", str(attribute_words)),
         *("--frame-cache", str(args.work / "frames"), "--seed", "0", "--fp16-weights"),
     )
 
@@ -251,13 +270,13 @@ def write_model_card(folder: Path, report: dict, args: argparse.Namespace) -> No
         f"from random weights (lr {args.lr}, batch {args.batch_size}, {args.hard_batches:.0%} of batches mined from "
         f"the model's nearest neighbours from epoch 2, {args.minutes:.0f} minutes); an ITM stage on frozen encoders "
         f"({args.itm_minutes:.0f} minutes)"
-        + (
-            f"; the motion stage ({args.motion_steps} steps at lr {args.motion_lr}: {args.twins:.0%} of the videos "
-            "whose caption names a direction joined in their batch by their time-reversed twin with the opposite "
-            f"caption, hard batches as before, {args.itm_random_negatives:.0%} of ITM negatives at random); a second "
-            f"ITM stage ({args.final_itm_minutes:.0f} minutes)"
-            if args.motion_steps
-            else ""
+        + "".join(
+            f"; motion stage {number} ({steps} steps at lr {args.motion_lr}: {args.twins:.0%} of the videos whose "
+            "caption names a direction joined in their batch by their time-reversed twin with the opposite caption, "
+            f"{share:.0%} of the samples with a caption negative that swaps one shape, motion or size phrase, hard "
+            f"batches as before, {args.itm_random_negatives:.0%} of ITM negatives at random) and its ITM stage "
+            f"({args.final_itm_minutes:.0f} minutes)"
+            for number, (steps, share) in enumerate(args.motion_stages, start=1)
         )
         + ". Re-ranking chosen on a validation set (seed 1): "
         f"{rerank_summary(choice)}.\n\n"
