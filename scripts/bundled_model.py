@@ -3,8 +3,8 @@
 1. generate the synthetic benchmark (seed 0) and a validation set (seed 1, never the test split), 2. build the
 vocabulary, 3. train with ITC + ITM: the joint stage from random weights, a short ITM stage, then the motion stages
 (time-reversed twins, caption negatives, hard batches, half random ITM negatives), each followed by an ITM stage,
-4. choose the re-rank depth on the validation set (or no re-ranking), 5. measure on the held-out test split, 6. write the model folder with
-its metrics, re-rank choice and card. Every step resumes: rerun the command after an interruption; a stage whose
+4. choose the re-rank depth on the validation set (or no re-ranking), 5. measure on the held-out test split, 6. write
+the model folder with its metrics, re-rank choice and card. Every step resumes: rerun the command after an interruption; a stage whose
 model folder exists is skipped.
 """
 
@@ -68,6 +68,12 @@ def main() -> None:
     parser.add_argument("--motion-lr", type=float, default=5e-4)
     parser.add_argument("--twins", type=float, default=1.0, help="share of direction videos given a reversed twin")
     parser.add_argument("--itm-random-negatives", type=float, default=0.5)
+    parser.add_argument(
+        "--separation-margin",
+        type=float,
+        default=0.0,
+        help="motion stages: keep one-attribute-apart captions and reversed twins below this cosine (0: off)",
+    )
     parser.add_argument("--rerank-k", type=int, default=16, help="depth of the re-ranked rows in metrics.json")
     parser.add_argument("--final-itm-minutes", type=float, default=5.0, help="time budget of the second ITM stage")
     parser.add_argument(
@@ -196,6 +202,7 @@ def motion_stage(
         *("--reversed-twins", str(args.twins), "--direction-phrases", str(phrases)),
         *("--itm-random-negatives", str(args.itm_random_negatives)),
         *("--caption-negatives", str(caption_negatives), "--attribute-words", str(attribute_words)),
+        *("--separation-margin", str(args.separation_margin)),
         *("--frame-cache", str(args.work / "frames"), "--seed", "0", "--fp16-weights"),
     )
 

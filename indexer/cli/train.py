@@ -83,6 +83,15 @@ from mplug2.train.config import TrainConfig
     help='JSON groups of exclusive attribute phrases for --caption-negatives, e.g. {"shape": {"circle": ["circle", '
     '"disc"], "square": ["square"]}}.',
 )
+@click.option(
+    "--separation-margin",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=TrainConfig.separation_margin,
+    show_default=True,
+    help="> 0: keep a caption and its one-attribute-changed negative, and a video and its time-reversed twin (their "
+    "captions too), below this cosine within their own encoder. Breaks the standstill where neither encoder learns "
+    "an attribute because the other does not show it yet. 0: off.",
+)
 @click.option("--frames", type=int, help="Frames per clip (default: the model's).")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
 @click.option("--time-limit", type=float, help="Stop (and checkpoint) after this many minutes.")
@@ -122,6 +131,7 @@ def train(
     itm_random_negatives: float,
     caption_negatives: float,
     attribute_words: Path | None,
+    separation_margin: float,
     frames: int | None,
     max_steps: int | None,
     time_limit: float | None,
@@ -190,6 +200,7 @@ def train(
         reversed_twins=reversed_twins,
         itm_random_negatives=itm_random_negatives,
         caption_negatives=caption_negatives,
+        separation_margin=separation_margin,
         max_steps=max_steps,
         time_limit_s=time_limit * 60 if time_limit else None,
         seed=seed,

@@ -24,6 +24,9 @@ class TrainConfig:
     reversed_twins: float = 0.0  # share of direction-captioned videos joined in their batch by a time-reversed twin
     itm_random_negatives: float = 0.0  # share of ITM negatives drawn uniformly instead of by ITC similarity
     caption_negatives: float = 0.0  # share of samples whose caption, one attribute changed, is an ITC + ITM negative
+    # > 0: a caption and its one-attribute-changed negative (caption negatives, reversed twins' captions), and a video
+    # and its reversed twin, are kept below this cosine within their own tower (losses.separation_loss)
+    separation_margin: float = 0.0
     seed: int = 0
     precision: str = "auto"  # auto: bf16 autocast on GPU, float32 on CPU
     checkpoint_every: int = 200  # optimizer steps

@@ -85,3 +85,16 @@ def sample_hard_negatives(
 
 def itm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, labels)
+
+
+def separation_loss(anchors: torch.Tensor, others: torch.Tensor, margin: float) -> torch.Tensor:
+    """Mean hinge max(0, cos(anchor, other) - margin) over rows of [N, E] unit vectors that must not coincide.
+
+    Why: when neither tower encodes an attribute (a caption's shape or direction words, a video's time order), ITC
+    gives neither a gradient to start: the text side learns the attribute only if the videos already differ in it,
+    and the other way round. Measured on the bundled model, captions that differ only in their motion phrase had
+    cosine 0.998, and a video and its time-reversed copy 0.9999, after 2,100 steps with reversed twins in every
+    batch. Keeping such pairs apart within one tower breaks that symmetry."""
+    if len(anchors) == 0:
+        return anchors.new_zeros(())
+    return F.relu((anchors * others).sum(dim=-1) - margin).mean()

@@ -21,7 +21,7 @@ from mplug2.tokenizer import Tokenizer
 from mplug2.train.caption_negatives import AttributeSwapper
 from mplug2.train.config import TrainConfig
 from mplug2.train.data import Sample, TrainingSet
-from mplug2.train.losses import itc_loss, itm_loss, sample_hard_negatives
+from mplug2.train.losses import itc_loss, itm_loss, sample_hard_negatives, separation_loss
 from mplug2.train.twins import PhraseSwapper, add_time_reversed_twins
 from mplug2.transforms import to_model_input
 
@@ -220,7 +220,37 @@ class Trainer:
         loss_itm = itm_loss(model.itm_logits(text_tokens, text_mask, visual_tokens), labels)
         loss = loss_itc + config.itm_weight * loss_itm
         parts = {"itc": loss_itc.item(), "itm": loss_itm.item(), "temp": model.temp.item(), "samples": batch}
+        if config.separation_margin > 0:
+            loss_separation = self._separation(visual.feat, text.feat, item_ids, swapped, owners)
+            loss = loss + loss_separation
+            parts["separation"] = loss_separation.item()
         return loss, parts
+
+    def _separation(
+        self,
+        visual: torch.Tensor,
+        text: torch.Tensor,
+        item_ids: torch.Tensor,
+        swapped: TextOutput | None,
+        owners: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The separation hinge over the pairs that must differ: each caption negative against its owner's caption,
+        and each reversed twin against its original, both its caption and its video."""
+        margin = self.config.separation_margin
+        ids = item_ids.tolist()
+        row_of: dict[int, int] = {}
+        for row, item in enumerate(ids):
+            row_of.setdefault(item, row)
+        twins = [(row, item - TWIN_ID_OFFSET) for row, item in enumerate(ids) if item - TWIN_ID_OFFSET in row_of]
+        pairs = [(row_of[original], row) for row, original in twins]
+        first = torch.tensor([original for original, _ in pairs], dtype=torch.long, device=text.device)
+        second = torch.tensor([twin for _, twin in pairs], dtype=torch.long, device=text.device)
+        text_anchors, text_others = [text[first]], [text[second]]
+        if swapped is not None and owners is not None:
+            text_anchors.append(text[owners])
+            text_others.append(swapped.feat)
+        text_term = separation_loss(torch.cat(text_anchors), torch.cat(text_others), margin)
+        return text_term + separation_loss(visual[first], visual[second], margin)
 
     def _caption_negatives(
         self, samples: list[Sample], generator: torch.Generator

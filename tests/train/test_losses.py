@@ -2,9 +2,11 @@
 
 import math
 
+import pytest
 import torch
+import torch.nn.functional as F
 
-from mplug2.train.losses import itc_loss, positive_targets, sample_hard_negatives
+from mplug2.train.losses import itc_loss, positive_targets, sample_hard_negatives, separation_loss
 
 
 def test_itc_is_the_mean_of_both_directions_cross_entropy() -> None:
@@ -31,3 +33,12 @@ def test_hard_negatives_never_pick_a_positive_and_prefer_the_confusable() -> Non
     picks = torch.stack([sample_hard_negatives(sim, ids, ids, generator) for _ in range(200)])
     assert not ((picks[:, 0] == 0) | (picks[:, 0] == 1)).any(), "item 0's other caption is a positive"
     assert (picks[:, 0] == 2).float().mean() > 0.9, "the most similar negative is drawn most"
+
+
+def test_separation_hinges_only_pairs_closer_than_the_margin() -> None:
+    a = F.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.0]]), dim=-1)
+    b = F.normalize(torch.tensor([[1.0, 0.1], [0.0, 1.0]]), dim=-1)  # nearly the same; orthogonal
+    cosine = float((a[0] * b[0]).sum())
+    assert separation_loss(a, b, 0.5).item() == pytest.approx((cosine - 0.5) / 2)
+    assert separation_loss(a[1:], b[1:], 0.5).item() == 0.0
+    assert separation_loss(a[:0], b[:0], 0.5).item() == 0.0
