@@ -4,8 +4,8 @@
 vocabulary, 3. train with ITC + ITM: the joint stage from random weights, a short ITM stage, then the motion stages
 (time-reversed twins, caption negatives, hard batches, half random ITM negatives), each followed by an ITM stage,
 4. choose the re-rank depth on the validation set (or no re-ranking), 5. measure on the held-out test split, 6. write
-the model folder with its metrics, re-rank choice and card. Every step resumes: rerun the command after an interruption; a stage whose
-model folder exists is skipped.
+the model folder with its metrics, re-rank choice and card. Every step resumes: rerun the command after an
+interruption; a stage whose model folder exists is skipped.
 """
 
 from __future__ import annotations

@@ -108,7 +108,9 @@ def embed_items(
         "config": config.to_dict(),
         "frames": num_frames,
         "tokens": keep_tokens,
-        "items": [(i.key, i.start, i.end) for i in benchmark.items],
+        # Each file by where it is and how it looks now: two copies of a data set (or two synthetic seeds) share
+        # their relative names, and a file replaced in place must be embedded again.
+        "items": [(*_file_stamp(i.path), i.start, i.end) for i in benchmark.items],
     }
     cache = ItemFeatureCache(cache_dir, key, len(benchmark.items), config.embed_dim, token_shape)
     todo = [row for row in range(len(benchmark.items)) if cache.done[row] == 0]
@@ -176,6 +178,15 @@ def rerank(
             result.v2t_logits[item] = bundle.itm_pair_logits(text[candidates.tolist()], tokens).cpu().numpy()
             bar.update(len(candidates))
     return result
+
+
+def _file_stamp(path: Path) -> tuple[str, int | None, int | None]:
+    """(absolute path, size, mtime in ns); size and time None for a file that is not there."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path.resolve()), None, None)
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def evaluate(bundle: ModelBundle, benchmark: RetrievalBenchmark, settings: EvalSettings, cache_dir: Path) -> EvalResult:

@@ -59,6 +59,12 @@ def test_eval_reports_metrics_files_and_exclusions(synthetic_media: Path, tiny_m
     assert second["timings"]["items_embedded"] == 0  # every feature came from the cache
     assert second["metrics"]["itc"] == report["metrics"]["itc"]
 
+    # Another copy of the data (another synthetic seed names its files the same way) is never read from the cache.
+    elsewhere = shutil.copytree(media, tmp_path / "other-copy")
+    moved = run_eval(*args[:5], str(elsewhere), *args[6:-1], str(tmp_path / "reports" / "moved"))
+    assert moved.returncode == 0, moved.stderr
+    assert json.loads((tmp_path / "reports" / "moved" / "report.json").read_text())["timings"]["items_embedded"] >= 12
+
     no_rerank = run_eval(*args[:-3], "--rerank-k", "0", "--out", str(tmp_path / "reports" / "k0"))
     assert no_rerank.returncode == 0, no_rerank.stderr
     plain = json.loads((tmp_path / "reports" / "k0" / "report.json").read_text())
