@@ -74,8 +74,16 @@ def main() -> None:
         default=0.0,
         help="motion stages: keep one-attribute-apart captions and reversed twins below this cosine (0: off)",
     )
+    parser.add_argument(
+        "--temporal-lr-scale",
+        type=float,
+        default=1.0,
+        help="motion stages: learning rate of the temporal adapters (lmhra) as a multiple of --motion-lr",
+    )
     parser.add_argument("--rerank-k", type=int, default=16, help="depth of the re-ranked rows in metrics.json")
-    parser.add_argument("--final-itm-minutes", type=float, default=5.0, help="time budget of the second ITM stage")
+    parser.add_argument(
+        "--final-itm-minutes", type=float, default=5.0, help="time budget of the ITM stage after each motion stage"
+    )
     parser.add_argument(
         "--start-from",
         type=Path,
@@ -202,7 +210,7 @@ def motion_stage(
         *("--reversed-twins", str(args.twins), "--direction-phrases", str(phrases)),
         *("--itm-random-negatives", str(args.itm_random_negatives)),
         *("--caption-negatives", str(caption_negatives), "--attribute-words", str(attribute_words)),
-        *("--separation-margin", str(args.separation_margin)),
+        *("--separation-margin", str(args.separation_margin), "--temporal-lr-scale", str(args.temporal_lr_scale)),
         *("--frame-cache", str(args.work / "frames"), "--seed", "0", "--fp16-weights"),
     )
 

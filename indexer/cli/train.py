@@ -92,6 +92,14 @@ from mplug2.train.config import TrainConfig
     "captions too), below this cosine within their own encoder. Breaks the standstill where neither encoder learns "
     "an attribute because the other does not show it yet. 0: off.",
 )
+@click.option(
+    "--temporal-lr-scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=TrainConfig.temporal_lr_scale,
+    show_default=True,
+    help="Learning rate of the video encoder's temporal adapters (lmhra) as a multiple of --lr: they start near zero "
+    "and at the common rate stay there, so the model never learns time order.",
+)
 @click.option("--frames", type=int, help="Frames per clip (default: the model's).")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
 @click.option("--time-limit", type=float, help="Stop (and checkpoint) after this many minutes.")
@@ -132,6 +140,7 @@ def train(
     caption_negatives: float,
     attribute_words: Path | None,
     separation_margin: float,
+    temporal_lr_scale: float,
     frames: int | None,
     max_steps: int | None,
     time_limit: float | None,
@@ -201,6 +210,7 @@ def train(
         itm_random_negatives=itm_random_negatives,
         caption_negatives=caption_negatives,
         separation_margin=separation_margin,
+        temporal_lr_scale=temporal_lr_scale,
         max_steps=max_steps,
         time_limit_s=time_limit * 60 if time_limit else None,
         seed=seed,

@@ -27,6 +27,9 @@ class TrainConfig:
     # > 0: a caption and its one-attribute-changed negative (caption negatives, reversed twins' captions), and a video
     # and its reversed twin, are kept below this cosine within their own tower (losses.separation_loss)
     separation_margin: float = 0.0
+    # learning rate of the video encoder's temporal adapters (lmhra) over `lr`: their depthwise convolutions over time
+    # start near zero and, at the common rate, stay there (the model never learns time order)
+    temporal_lr_scale: float = 1.0
     seed: int = 0
     precision: str = "auto"  # auto: bf16 autocast on GPU, float32 on CPU
     checkpoint_every: int = 200  # optimizer steps

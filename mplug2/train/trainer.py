@@ -101,11 +101,20 @@ class Trainer:
         self.mined: tuple[int, list[list[int]]] | None = None  # (epoch, its batches) when they came from the model
 
     def _param_groups(self) -> list[dict]:
-        decay, no_decay = [], []
+        """Weight decay on matrices only; the temporal adapters at their own learning rate
+        (`TrainConfig.temporal_lr_scale`)."""
+        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
         for name, parameter in self.model.named_parameters():
             keep = parameter.ndim < 2 or "embedding" in name or "latents" in name or name == "temp"
-            (no_decay if keep else decay).append(parameter)
-        return [{"params": decay, "weight_decay": self.config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            groups.setdefault((not keep, ".lmhra" in name), []).append(parameter)
+        return [
+            {
+                "params": parameters,
+                "weight_decay": self.config.weight_decay if decay else 0.0,
+                "lr": self.config.lr * (self.config.temporal_lr_scale if temporal else 1.0),
+            }
+            for (decay, temporal), parameters in sorted(groups.items())
+        ]
 
     def _lr_factor(self, step: int) -> float:
         config = self.config

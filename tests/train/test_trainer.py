@@ -214,3 +214,14 @@ def test_separation_pulls_apart_what_itc_cannot_start_on(data: Path, tmp_path: P
     loss.backward()
     assert trainer.model.text_encoder.embeddings.word_embeddings.weight.grad.abs().sum() > 0
     assert trainer.model.visual_encoder.visual.conv1.weight.grad.abs().sum() > 0
+
+
+def test_temporal_adapters_learn_at_their_own_rate(data: Path, tmp_path: Path) -> None:
+    """--temporal-lr-scale: every lmhra weight, and nothing else, steps at the scaled rate (the schedule scales all)."""
+    trainer = make_trainer(data, tmp_path, max_steps=1, temporal_lr_scale=10.0)
+    names = {id(parameter): name for name, parameter in trainer.model.named_parameters()}
+    rates = {names[id(p)]: group["lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert len(rates) == len(names), "every parameter is in exactly one group"
+    temporal = {name for name in rates if ".lmhra" in name}
+    assert temporal and all(rates[name] == pytest.approx(10 * rates["temp"]) for name in temporal)
+    assert all(rate == pytest.approx(rates["temp"]) for name, rate in rates.items() if name not in temporal)
