@@ -113,20 +113,20 @@ class RayIndexer(Indexer):
         self._reads: deque[tuple[Path, ray.ObjectRef]] = deque()
         self._unread: Iterator[Candidate] = iter(())
         self._read_ahead = 4  # files probed ahead of the driver (set from the decode slots once the cluster is known)
-        self._readers: list = []  # started on first use, spread over the nodes
+        self._readers: Iterator | None = None  # reader actors in turn: started on first use, spread over the nodes
 
     def _read(self, candidate: Candidate) -> tuple[MediaInfo, FileStamp]:
         """The local stage's probe and hash, done by the reader actors a few files ahead of the driver's need: the
         driver keeps planning and committing (the database work) and the cluster does the per-file I/O."""
-        if not self._readers:
+        if self._readers is None:
             count = max(2, len([node for node in ray.nodes() if node["Alive"]]))
-            self._readers = [_Reader.options(scheduling_strategy="SPREAD").remote() for _ in range(count)]
-            self._next_reader = itertools.cycle(self._readers)
+            readers = [_Reader.options(scheduling_strategy="SPREAD").remote() for _ in range(count)]
+            self._readers = itertools.cycle(readers)
         while len(self._reads) < self._read_ahead:
             upcoming = next(self._unread, None)
             if upcoming is None:
                 break
-            self._reads.append((upcoming.path, next(self._next_reader).read.remote(upcoming)))
+            self._reads.append((upcoming.path, next(self._readers).read.remote(upcoming)))
         if not self._reads or self._reads[0][0] != candidate.path:  # not foreseen: read it here
             return read_file(candidate)
         _, ref = self._reads.popleft()
