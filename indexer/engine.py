@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,7 @@ import torch
 
 from indexer.archive import Archive, ArchiveError, ArchiveStats
 from indexer.db.records import ClipRecord, SearchFilters
+from indexer.results import SearchResponse, SearchResult
 from indexer.scoring import DEFAULT_RERANK_K, ENGINE_SCORER, RerankChoice, final_scores
 from indexer.serving import NotServable, OpenClip, Playable, open_clip, playable
 from indexer.settings import Settings, default_model_dir
@@ -49,33 +49,10 @@ __all__ = [
     "SearchFilters",
     "SearchResponse",
     "SearchResult",
+    "read_query_image",
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    rank: int
-    clip_id: int
-    media_id: int
-    path: str
-    kind: str
-    start: float
-    end: float
-    itc_score: float  # cosine similarity of the query and clip ITC vectors
-    itm_score: float | None  # ITM log-odds of a match (match − no-match logit), when re-ranked
-    score: float  # what the list is sorted by: the final score when re-ranked, else the cosine
-    reranked: bool
-
-
-@dataclass
-class SearchResponse:
-    query: str
-    results: list[SearchResult]
-    timings: dict[str, float] = field(default_factory=dict)
-    candidates: int = 0
-    reranked: int = 0
 
 
 class SearchEngine:
@@ -247,6 +224,17 @@ class SearchEngine:
 
     def stats(self) -> ArchiveStats:
         return self.archive.stats()
+
+
+def read_query_image(path: Path) -> np.ndarray:
+    """An example image for a search by image: uint8 [H, W, 3], upright as its EXIF says."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"{path}: not an image PIL can read ({error})") from None
 
 
 class Library:

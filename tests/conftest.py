@@ -8,6 +8,9 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # Ray reads this once, when it is imported (ray_constants), so it must be set before any test module imports ray:
 # with it, every node of a test cluster takes 127.0.0.1 instead of the machine's external address.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# `search` searches in its own process unless a test asks for the resident service (tests/indexer/test_service.py):
+# a service started by every CLI test would outlive it by minutes.
+os.environ.setdefault("MPLUG2_SEARCH_KEEP_WARM", "0")
 
 import itertools
 import shutil

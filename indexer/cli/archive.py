@@ -1,4 +1,4 @@
-"""Archive commands: `search`, `status`, `verify`, `rebuild-index` (`index` is in `indexer.cli.index`)."""
+"""Archive commands: `search`, `service`, `status`, `verify`, `rebuild-index` (`index` is in `indexer.cli.index`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import click
 
 from indexer.cli import cli
 from indexer.cli.options import _fail, _note_bundled_model, _settings, archive_options, model_option
+from indexer.service import KEEP_WARM_MINUTES
 
 
 @cli.command()
@@ -37,6 +38,15 @@ from indexer.cli.options import _fail, _note_bundled_model, _settings, archive_o
 @click.option("--before", type=click.DateTime(), help="Only files modified before this date.")
 @click.option("--one-per-file", is_flag=True, help="Keep only the best clip of each file.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.option(
+    "--keep-warm",
+    type=click.FloatRange(min=0),
+    default=KEEP_WARM_MINUTES,
+    show_default=True,
+    envvar="MPLUG2_SEARCH_KEEP_WARM",
+    help="Minutes the archive's search service keeps the model loaded after a search, so that the next one answers "
+    "in a fraction of a second (the first search starts it; 0: search in this process only).",
+)
 def search(
     query: str | None,
     db_url: str | None,
@@ -53,47 +63,76 @@ def search(
     before: datetime | None,
     one_per_file: bool,
     as_json: bool,
+    keep_warm: float,
 ) -> None:
     """Search the archive with a text query (or --image): ranked clips with their times and scores."""
-    from indexer.archive import ArchiveError
-    from indexer.db import SearchFilters
-    from indexer.engine import SearchEngine
-
     if (query is None) == (image_path is None):
         raise click.UsageError("give a text query or --image FILE (one of them)")
     if query is not None and not query.strip():
         raise click.UsageError('the query is empty: say what to look for, e.g. search "a dog on a beach"')
-    filters = SearchFilters(
-        path_prefix=str(Path(path_prefix).expanduser().resolve()) if path_prefix else None,
-        kinds=kinds or None,
-        min_duration=min_duration,
-        max_duration=max_duration,
-        modified_after=after,
-        modified_before=before,
-    )
-    try:
-        engine = SearchEngine.open(_settings(db_url, index_dir, model), model)
-        target = query if query is not None else _read_image(image_path)
-        response = engine.search(target, k=k, rerank_k=rerank_k, filters=filters, one_per_file=one_per_file)
-    except (ArchiveError, FileNotFoundError, ValueError) as error:
-        _fail(error)
+    filters = {
+        "path_prefix": str(Path(path_prefix).expanduser().resolve()) if path_prefix else None,
+        "kinds": kinds or None,
+        "min_duration": min_duration,
+        "max_duration": max_duration,
+        "modified_after": after,
+        "modified_before": before,
+    }
+    settings = _settings(db_url, index_dir, model)
+    request = {
+        "query": query,
+        "image": str(image_path.resolve()) if image_path else None,
+        "k": k,
+        "rerank_k": rerank_k,
+        "filters": filters,
+        "one_per_file": one_per_file,
+    }
+    reply = _search_through_service(settings, model, request, keep_warm) if keep_warm > 0 else None
+    if reply is None:
+        reply = _search_here(settings, model, request)
+    response, roots, model_name = reply
     if as_json:
         rows = [vars(result) for result in response.results]
         click.echo(json.dumps({"query": response.query, "results": rows, "timings": response.timings}, indent=1))
     else:
-        _print_results(response, engine.roots())
-    _note_bundled_model(engine.bundle.name)
+        _print_results(response, roots)
+    _note_bundled_model(model_name)
 
 
-def _read_image(path: Path):
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def _search_through_service(settings, model: str | None, request: dict, keep_warm: float):
+    """(response, roots, model name) from the archive's resident service (started if none runs), or None when no
+    service could answer. Imports neither torch nor FAISS: that is the point."""
+    from indexer import service
+    from indexer.results import SearchResponse
+
+    reply = service.search(settings, model, request, idle_minutes=keep_warm)
+    if reply is None:
+        return None
+    if "user_error" in reply:
+        _fail(ValueError(reply["user_error"]))
+    return SearchResponse.from_dict(reply["response"]), reply["roots"], reply["model"]
+
+
+def _search_here(settings, model: str | None, request: dict):
+    """(response, roots, model name), searched in this process."""
+    from indexer.archive import ArchiveError
+    from indexer.db import SearchFilters
+    from indexer.engine import SearchEngine, read_query_image
 
     try:
-        with Image.open(path) as image:
-            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{path}: not an image PIL can read ({error})") from None
+        engine = SearchEngine.open(settings, model)
+        image = request["image"]
+        target = read_query_image(Path(image)) if image is not None else request["query"]
+        response = engine.search(
+            target,
+            k=request["k"],
+            rerank_k=request["rerank_k"],
+            filters=SearchFilters(**request["filters"]),
+            one_per_file=request["one_per_file"],
+        )
+        return response, engine.roots(), engine.bundle.name
+    except (ArchiveError, FileNotFoundError, ValueError) as error:
+        _fail(error)
 
 
 def _print_results(response, roots: list[str]) -> None:
@@ -126,6 +165,40 @@ def _print_results(response, roots: list[str]) -> None:
         f"{response.candidates} candidates, {response.reranked} re-ranked, "
         f"{response.timings.get('total', 0) * 1000:.0f} ms"
     )
+
+
+@cli.command()
+@archive_options
+@model_option
+@click.option(
+    "--idle-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=KEEP_WARM_MINUTES,
+    show_default=True,
+    help="Exit after this long without a search.",
+)
+@click.option("--stop", "stop_it", is_flag=True, help="Stop the archive's running service.")
+@click.option("--status", "show_status", is_flag=True, help="Say whether a service runs for the archive.")
+def service(
+    db_url: str | None, index_dir: Path | None, model: str | None, idle_minutes: float, stop_it: bool, show_status: bool
+) -> None:
+    """The archive's search service, in the foreground: it keeps the model and index loaded and answers `search`
+    from the shell in a fraction of a second. `search` starts one in the background by itself (--keep-warm)."""
+    from indexer import service as resident
+
+    settings = _settings(db_url, index_dir, model)
+    if stop_it or show_status:
+        pid = resident.stop(settings, model) if stop_it else (resident.ping(settings, model) or {}).get("pid")
+        verb = "stopped" if stop_it else "runs"
+        click.echo(f"the search service {verb} (pid {pid})" if pid else "no search service runs for this archive")
+        return
+    from indexer.archive import ArchiveError
+
+    try:
+        why = resident.serve(settings, model, idle_minutes)
+    except (ArchiveError, FileNotFoundError, ValueError) as error:
+        _fail(error)
+    click.echo(f"search service stopped: {why}")
 
 
 @cli.command()
