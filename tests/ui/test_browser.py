@@ -141,7 +141,8 @@ def test_search_finds_the_video_plays_the_clip_and_stays_offline(served: tuple[s
         video = page.locator(".st-key-player video")
         expect(video).to_be_visible(timeout=SLOW)
         expect(page.locator(".st-key-player")).to_contain_text(re.compile(r"Clip \d+:\d\d–\d+:\d\d of a"))
-        state = {}
+        state: dict = {}
+        pressed_play = False
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             state = video.evaluate(
@@ -149,6 +150,11 @@ def test_search_finds_the_video_plays_the_clip_and_stays_offline(served: tuple[s
             )
             if state["time"] > 0.2:
                 break
+            if state["paused"] and state["ready"] >= 2 and not pressed_play and time.monotonic() > deadline - 45:
+                # Autoplay can lose a race with the page's rerun (seen once in many runs: paused at 0 s, loaded);
+                # a person then presses play, and the clip must play from its start all the same.
+                video.evaluate("v => v.play()")
+                pressed_play = True
             time.sleep(0.25)
         assert state.get("error") is None and state["time"] > 0.2, state  # decoded and playing
         page.screenshot(path=ARTIFACTS / "ui-playing.png", full_page=True)
