@@ -59,10 +59,21 @@ class ServiceAddress:
 
     @classmethod
     def of(cls, settings: Settings, model: str | None) -> ServiceAddress:
-        key = json.dumps([settings.db_url, str(settings.index_dir.expanduser().resolve()), model, _code_stamp()])
+        key = json.dumps([*canonical(settings, model), _code_stamp()])
         name = hashlib.sha256(key.encode()).hexdigest()[:24]
         folder = runtime_dir()
         return cls(folder / f"{name}.sock", folder / f"{name}.log")
+
+
+def canonical(settings: Settings, model: str | None) -> tuple[str, str, str | None]:
+    """(database URL, index folder, model) with relative paths resolved: the same archive and model from any working
+    folder name one service, and the service started for them opens exactly these."""
+    db_url = settings.db_url
+    if db_url.startswith("sqlite:///"):
+        db_url = "sqlite:///" + str(Path(db_url.removeprefix("sqlite:///")).expanduser().resolve())
+    if model is not None and Path(model).expanduser().exists():
+        model = str(Path(model).expanduser().resolve())
+    return db_url, str(settings.index_dir.expanduser().resolve()), model
 
 
 def runtime_dir() -> Path:
@@ -274,9 +285,9 @@ def start(
 ) -> bool:
     """Start the service in the background, detached from this process, and wait until it answers. False when it
     could not start (its log, `address.log_path`, says why)."""
+    db_url, index_dir, model = canonical(settings, model)
     command = [sys.executable, "-m", "indexer", "service", "--idle-minutes", str(idle_minutes)]
-    command += ["--db", settings.db_url, "--index-dir", str(settings.index_dir)]
-    command += ["--model", model] if model else []
+    command += ["--db", db_url, "--index-dir", index_dir] + (["--model", model] if model else [])
     with open(address.log_path, "ab") as log_file:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True

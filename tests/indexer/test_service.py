@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from indexer import service
-from indexer.settings import Settings
+from indexer.settings import Settings, load_settings
 from tests.indexer.test_cli_archive import cli
 from tests.indexer.test_pipeline import REPO
 
@@ -120,3 +120,15 @@ def test_a_search_where_nothing_is_indexed_still_says_so(settings: Settings) -> 
     result = search(settings, "a red circle", check=False)
     assert result.returncode == 2 and "nothing has been indexed" in result.stderr
     assert service.ping(settings, None) is None
+
+
+def test_relative_paths_name_the_same_service_from_any_folder(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = load_settings("sqlite:///state/catalog.sqlite", "state/index")
+    model = os.path.relpath(tiny_model_dir, tmp_path)
+    absolute = load_settings(f"sqlite:///{tmp_path}/state/catalog.sqlite", tmp_path / "state" / "index")
+    assert service.canonical(relative, model) == service.canonical(absolute, str(tiny_model_dir))
+    assert service.ServiceAddress.of(relative, model) == service.ServiceAddress.of(absolute, str(tiny_model_dir))
+    assert service.canonical(relative, "mplug2-large-pretrain")[2] == "mplug2-large-pretrain"  # a name stays a name
