@@ -34,10 +34,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from indexer.settings import Settings
+from indexer.settings import Settings, sqlite_path, sqlite_url
 
 if TYPE_CHECKING:
     from indexer.engine import SearchEngine
+    from indexer.results import SearchResponse
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,8 @@ class ServiceAddress:
 def canonical(settings: Settings, model: str | None) -> tuple[str, str, str | None]:
     """(database URL, index folder, model) with relative paths resolved: the same archive and model from any working
     folder name one service, and the service started for them opens exactly these."""
-    db_url = settings.db_url
-    if db_url.startswith("sqlite:///"):
-        db_url = "sqlite:///" + str(Path(db_url.removeprefix("sqlite:///")).expanduser().resolve())
+    database = sqlite_path(settings.db_url)
+    db_url = settings.db_url if database is None else sqlite_url(database.expanduser())
     if model is not None and Path(model).expanduser().exists():
         model = str(Path(model).expanduser().resolve())
     return db_url, str(settings.index_dir.expanduser().resolve()), model
@@ -102,9 +102,8 @@ def _code_stamp() -> str:
 def archive_identity(settings: Settings) -> list:
     """What changes when the archive is replaced rather than updated: the SQLite file, archive.json (rewritten when
     the model, the feature mode or the index type change). Updates are followed by the engine itself."""
-    paths = [settings.index_dir / "archive.json"]
-    if settings.db_url.startswith("sqlite:///"):
-        paths.append(Path(settings.db_url.removeprefix("sqlite:///")))
+    database = sqlite_path(settings.db_url)
+    paths = [settings.index_dir / "archive.json", *([database] if database else [])]
     identity = []
     for path in paths:
         with contextlib.suppress(OSError):
@@ -204,28 +203,34 @@ def _answer(connection: socket.socket, engine: SearchEngine, settings: Settings,
 
 def _search(engine: SearchEngine, request: dict) -> dict:
     from indexer.archive import ArchiveError
+
+    try:
+        response = run_search(engine, request)
+    except (ArchiveError, FileNotFoundError, ValueError) as error:
+        return {"user_error": str(error)}
+    return {"response": response.to_dict(), "roots": engine.roots(), "model": engine.bundle.name}
+
+
+def run_search(engine: SearchEngine, request: dict) -> SearchResponse:
+    """A search request (as `search` builds it, or as it arrives in JSON: dates as ISO text, kinds as a list) run
+    on `engine`: the one recipe of the service and of a search in the command's own process."""
     from indexer.db import SearchFilters
     from indexer.engine import read_query_image
 
     filters = dict(request.get("filters") or {})
     for key in ("modified_after", "modified_before"):
-        if filters.get(key) is not None:
+        if isinstance(filters.get(key), str):
             filters[key] = datetime.fromisoformat(filters[key])
     if filters.get("kinds") is not None:
         filters["kinds"] = tuple(filters["kinds"])
-    try:
-        image = request.get("image")
-        target = read_query_image(Path(image)) if image is not None else request["query"]
-        response = engine.search(
-            target,
-            k=request.get("k", 10),
-            rerank_k=request.get("rerank_k"),
-            filters=SearchFilters(**filters),
-            one_per_file=bool(request.get("one_per_file")),
-        )
-    except (ArchiveError, FileNotFoundError, ValueError) as error:
-        return {"user_error": str(error)}
-    return {"response": response.to_dict(), "roots": engine.roots(), "model": engine.bundle.name}
+    image = request.get("image")
+    return engine.search(
+        read_query_image(Path(image)) if image is not None else request["query"],
+        k=request.get("k", 10),
+        rerank_k=request.get("rerank_k"),
+        filters=SearchFilters(**filters),
+        one_per_file=bool(request.get("one_per_file")),
+    )
 
 
 def _read_line(connection: socket.socket) -> bytes:

@@ -34,6 +34,11 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
+def sqlite_path(db_url: str) -> Path | None:
+    """The file of a `sqlite:///PATH` URL (as given: maybe relative), or None for any other database."""
+    return Path(db_url.removeprefix("sqlite:///")) if db_url.startswith("sqlite:///") else None
+
+
 def load_settings(db_url: str | None = None, index_dir: str | Path | None = None, model: str | None = None) -> Settings:
     """Settings from explicit values, then environment variables, then defaults under the home folder."""
     home = default_home()

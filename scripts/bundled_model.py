@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from mplug2_cli import mplug2_search  # scripts/ is on the path of a script run from it
 
+from mplug2.train.config import TrainConfig
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET = REPO / "data" / "models" / "mplug2-synth"
 # (optimizer steps, share of caption negatives) of each motion stage of the shipped model: none yet. The candidate
@@ -71,13 +73,13 @@ def main() -> None:
     parser.add_argument(
         "--separation-margin",
         type=float,
-        default=0.0,
+        default=TrainConfig.separation_margin,
         help="motion stages: keep one-attribute-apart captions and reversed twins below this cosine (0: off)",
     )
     parser.add_argument(
         "--temporal-lr-scale",
         type=float,
-        default=1.0,
+        default=TrainConfig.temporal_lr_scale,
         help="motion stages: learning rate of the temporal adapters (lmhra) as a multiple of --motion-lr",
     )
     parser.add_argument("--rerank-k", type=int, default=16, help="depth of the re-ranked rows in metrics.json")

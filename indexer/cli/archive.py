@@ -116,21 +116,12 @@ def _search_through_service(settings, model: str | None, request: dict, keep_war
 def _search_here(settings, model: str | None, request: dict):
     """(response, roots, model name), searched in this process."""
     from indexer.archive import ArchiveError
-    from indexer.db import SearchFilters
-    from indexer.engine import SearchEngine, read_query_image
+    from indexer.engine import SearchEngine
+    from indexer.service import run_search
 
     try:
         engine = SearchEngine.open(settings, model)
-        image = request["image"]
-        target = read_query_image(Path(image)) if image is not None else request["query"]
-        response = engine.search(
-            target,
-            k=request["k"],
-            rerank_k=request["rerank_k"],
-            filters=SearchFilters(**request["filters"]),
-            one_per_file=request["one_per_file"],
-        )
-        return response, engine.roots(), engine.bundle.name
+        return run_search(engine, request), engine.roots(), engine.bundle.name
     except (ArchiveError, FileNotFoundError, ValueError) as error:
         _fail(error)
 
