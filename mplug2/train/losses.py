@@ -6,6 +6,8 @@ sampling hard negatives, as the official code does with `idx`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -88,13 +90,19 @@ def itm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def separation_loss(anchors: torch.Tensor, others: torch.Tensor, margin: float) -> torch.Tensor:
-    """Mean hinge max(0, cos(anchor, other) - margin) over rows of [N, E] unit vectors that must not coincide.
+    """Mean hinge over rows of [N, E] unit vectors that must not coincide: each pair whose cosine is above `margin`
+    pays the chord distance it lacks, max(0, |a - b| at the margin - |a - b|), with |a - b| = sqrt(2 - 2 cos).
 
     Why: when neither tower encodes an attribute (a caption's shape or direction words, a video's time order), ITC
     gives neither a gradient to start: the text side learns the attribute only if the videos already differ in it,
     and the other way round. Measured on the bundled model, captions that differ only in their motion phrase had
     cosine 0.998, and a video and its time-reversed copy 0.9999, after 2,100 steps with reversed twins in every
-    batch. Keeping such pairs apart within one tower breaks that symmetry."""
+    batch. Keeping such pairs apart within one tower breaks that symmetry.
+
+    Why the chord and not the cosine itself: between unit vectors the cosine's gradient, b - cos(a, b) a, vanishes
+    as they coincide, exactly where these pairs sit; a hinge on the cosine at margin 0.8 left both at 0.999 after 200
+    steps. The chord's gradient has unit length however close the pair is."""
     if len(anchors) == 0:
         return anchors.new_zeros(())
-    return F.relu((anchors * others).sum(dim=-1) - margin).mean()
+    chord = torch.sqrt((2 - 2 * (anchors * others).sum(dim=-1)).clamp(min=1e-12))
+    return F.relu(math.sqrt(2 - 2 * margin) - chord).mean()

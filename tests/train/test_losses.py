@@ -39,6 +39,16 @@ def test_separation_hinges_only_pairs_closer_than_the_margin() -> None:
     a = F.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.0]]), dim=-1)
     b = F.normalize(torch.tensor([[1.0, 0.1], [0.0, 1.0]]), dim=-1)  # nearly the same; orthogonal
     cosine = float((a[0] * b[0]).sum())
-    assert separation_loss(a, b, 0.5).item() == pytest.approx((cosine - 0.5) / 2)
+    expected = (math.sqrt(2 - 2 * 0.5) - math.sqrt(2 - 2 * cosine)) / 2
+    assert separation_loss(a, b, 0.5).item() == pytest.approx(expected)
     assert separation_loss(a[1:], b[1:], 0.5).item() == 0.0
     assert separation_loss(a[:0], b[:0], 0.5).item() == 0.0
+
+
+def test_separation_pushes_hardest_on_pairs_that_nearly_coincide() -> None:
+    """The gradient that breaks a tower's blindness must not vanish as the pair coincides (the cosine's does)."""
+    direction = F.normalize(torch.tensor([[1.0, 0.0, 0.0]]), dim=-1)
+    for gap in (1e-1, 1e-3):
+        raw = torch.tensor([[1.0, gap, 0.0]], requires_grad=True)
+        separation_loss(direction, F.normalize(raw, dim=-1), 0.8).backward()
+        assert raw.grad is not None and raw.grad.norm() > 0.5, f"gap {gap}: gradient {raw.grad}"
