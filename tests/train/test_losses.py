@@ -45,7 +45,7 @@ def test_separation_hinges_only_pairs_closer_than_the_margin() -> None:
     assert separation_loss(a[:0], b[:0], 0.5).item() == 0.0
 
 
-def test_separation_pushes_hardest_on_pairs_that_nearly_coincide() -> None:
+def test_separation_keeps_pushing_pairs_that_nearly_coincide() -> None:
     """The gradient that breaks a tower's blindness must not vanish as the pair coincides (the cosine's does)."""
     direction = F.normalize(torch.tensor([[1.0, 0.0, 0.0]]), dim=-1)
     for gap in (1e-1, 1e-3):
