@@ -9,12 +9,17 @@ default), and by the official recipe; the twin ratio; and whether re-ranking eve
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
 from mplug2_cli import mplug2_search  # scripts/ is on the path of a script run from it
 
+from indexer.atomic import atomic_write_json
+
 REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / "runs" / "heldout"
+RERANK_K = 64
 SETS = {
     "videos": "test_videos.jsonl",
     "images": "test_images.jsonl",
@@ -26,31 +31,53 @@ SETS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, required=True, help="a seed the model was never trained or tuned on")
-    parser.add_argument("--model", default=str(REPO / "data" / "models" / "mplug2-synth"))
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / "heldout")
-    parser.add_argument("--rerank-k", default="64", help="depth of the official and one-scale rows")
+    parser.add_argument("--model", type=Path, default=REPO / "data" / "models" / "mplug2-synth")
+    parser.add_argument("--work", type=Path, default=WORK)
+    parser.add_argument("--rerank-k", type=int, default=RERANK_K, help="depth of the official and one-scale rows")
     args = parser.parse_args()
-    data = args.work / f"seed-{args.seed}"
+    print(json.dumps(fresh_seed_summary(args.seed, args.model, args.work, args.rerank_k), indent=1))
+
+
+def fresh_seed_summary(seed: int, model: Path, work: Path = WORK, rerank_k: int = RERANK_K) -> dict:
+    """Make seed S's set (once), evaluate `model` on it and write the summary; a summary already written for these
+    exact model files, seed and depth is read back instead (each seed costs about 20 minutes on 2 cores)."""
+    data = work / f"seed-{seed}"
+    label = f"seed-{seed}-{model.name}"
+    summary_path = work / f"{label}-summary.json"
+    identity = {"seed": seed, "model_files_sha256": model_files_digest(model), "rerank_k": rerank_k}
+    if summary_path.is_file():
+        recorded = json.loads(summary_path.read_text())
+        if all(recorded.get(key) == value for key, value in identity.items()):
+            return recorded
     if not (data / "manifest.json").exists():
         mplug2_search(
             "make-synthetic",
-            *("--out", str(data), "--seed", str(args.seed)),
+            *("--out", str(data), "--seed", str(seed)),
             *("--videos", "0", "--images", "0", "--test-videos", "400", "--test-images", "100"),
         )
     reports = {}
-    label = f"seed-{args.seed}-{Path(args.model).name}"
     for name, file in SETS.items():
-        out = args.work / "reports" / f"{label}-{name}"
+        out = work / "reports" / f"{label}-{name}"
         mplug2_search(
             "eval",
             *("--benchmark", "jsonl", "--annotations", str(data / "annotations" / file), "--media", str(data)),
-            *("--model", args.model, "--rerank-k", args.rerank_k, "--out", str(out)),
-            *("--cache-dir", str(args.work / "cache")),
+            *("--model", str(model), "--rerank-k", str(rerank_k), "--out", str(out)),
+            *("--cache-dir", str(work / "cache")),
         )
         reports[name] = json.loads((out / "report.json").read_text())
-    summary = summarise(reports)
-    (args.work / f"{label}-summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(json.dumps(summary, indent=1))
+    summary = {**identity, **summarise(reports)}
+    atomic_write_json(summary_path, summary, indent=1)  # a summary is whole or absent: reuse must not read half
+    return summary
+
+
+def model_files_digest(model: Path) -> str:
+    """What a fresh-seed figure depends on: the weights, the config and the recorded re-rank choice."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "model.safetensors", "rerank.json"):
+        path = model / name
+        digest.update(name.encode())
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    return digest.hexdigest()[:16]
 
 
 def summarise(reports: dict[str, dict]) -> dict:
