@@ -27,9 +27,9 @@ def test_demo_builds_indexes_and_finds(tmp_path: Path) -> None:
     found_first = sum(line.lstrip().startswith("found first") for line in searches)
     found = sum(line.lstrip().startswith("found") for line in searches)
     assert f"{found_first} of 4 found their file first, {found} of 4 within the first 10." in first.stdout
-    assert found >= 3, first.stdout  # measured: all 4 within the first 10, 2 of them first
+    assert found >= 3, first.stdout  # measured: all 4 within the first 10, 3 of them first
     if found_first < 4:
-        assert "confuses shapes and motions" in first.stdout
+        assert "often confuses shapes" in first.stdout
 
     report = json.loads((demo / "reports" / "demo-videos" / "report.json").read_text())
     assert report["counts"]["items_evaluated"] == 40 and 0 <= report["headline"]["R@1"] <= 1
