@@ -42,9 +42,11 @@ def fresh_seed_summary(seed: int, model: Path, work: Path = WORK, rerank_k: int 
     """Make seed S's set (once), evaluate `model` on it and write the summary; a summary already written for these
     exact model files, seed and depth is read back instead (each seed costs about 20 minutes on 2 cores)."""
     data = work / f"seed-{seed}"
-    label = f"seed-{seed}-{model.name}"
-    summary_path = work / f"{label}-summary.json"
     identity = {"seed": seed, "model_files_sha256": model_files_digest(model), "rerank_k": rerank_k}
+    # Named by what was measured, not by the folder: the same files installed elsewhere reuse the figures, and a model
+    # retrained in the same folder keeps apart from the last one.
+    label = f"seed-{seed}-{identity['model_files_sha256']}-top{rerank_k}"
+    summary_path = work / f"{label}-summary.json"
     if summary_path.is_file():
         recorded = json.loads(summary_path.read_text())
         if all(recorded.get(key) == value for key, value in identity.items()):

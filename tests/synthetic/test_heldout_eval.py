@@ -46,8 +46,9 @@ def test_a_summary_is_reused_only_for_the_same_model_files(
     monkeypatch.setattr(heldout_eval, "mplug2_search", no_command)
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
-    recorded = {"seed": 11, "model_files_sha256": model_files_digest(model), "rerank_k": 64, "rows": {}}
-    (tmp_path / "seed-11-model-summary.json").write_text(json.dumps(recorded))
+    digest = model_files_digest(model)
+    recorded = {"seed": 11, "model_files_sha256": digest, "rerank_k": 64, "rows": {}}
+    (tmp_path / f"seed-11-{digest}-top64-summary.json").write_text(json.dumps(recorded))
     assert fresh_seed_summary(11, model, tmp_path, 64) == recorded
     with pytest.raises(AssertionError, match="make-synthetic"):
         fresh_seed_summary(11, model, tmp_path, 32)  # another depth is another measurement
