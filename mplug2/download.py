@@ -32,10 +32,15 @@ class ChecksumError(ValueError):
 
 def sha256_of(path: str | Path) -> str:
     digest = hashlib.sha256()
+    update_with_file(digest, path)
+    return digest.hexdigest()
+
+
+def update_with_file(digest: hashlib._Hash, path: str | Path) -> None:
+    """Feed a file to a running digest a chunk at a time: checkpoints run to gigabytes."""
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_file(path: str | Path, sha256: str | None = None, size: int | None = None) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from mplug2_cli import mplug2_search  # scripts/ is on the path of a script run from it
 
 from indexer.atomic import atomic_write_json
+from mplug2.download import update_with_file
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "runs" / "heldout"
@@ -78,7 +79,8 @@ def model_files_digest(model: Path) -> str:
     for name in ("config.json", "model.safetensors", "rerank.json"):
         path = model / name
         digest.update(name.encode())
-        digest.update(path.read_bytes() if path.is_file() else b"")
+        if path.is_file():
+            update_with_file(digest, path)
     return digest.hexdigest()[:16]
 
 
