@@ -2,16 +2,19 @@
 
 Callers hand in captions and uint8 frames; tokenisation, caption normalisation, resizing and normalisation happen
 here, from the model's own config. Inference runs under `torch.inference_mode()`, in bf16 autocast on a GPU and
-float32 on the CPU (bf16 is several times slower than float32 on CPUs without native support).
+float32 on the CPU (bf16 is several times slower than float32 on CPUs without native support), or through a fast
+runtime (`runtime`/`precision`, see mplug2.runtime): `runner` is what answers the encode and ITM calls.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,8 +24,12 @@ from mplug2.factory import create_model, resolve_folder, vocab_for
 from mplug2.folder import WEIGHTS, model_fingerprint
 from mplug2.model import MPLUG2Retrieval, TextOutput, VisualOutput
 from mplug2.pretrained import BERT_VOCAB
+from mplug2.runtime import Calibration, make_runner
+from mplug2.runtime.offered import withheld
 from mplug2.tokenizer import Tokenizer, bert_vocab_prefix
 from mplug2.transforms import to_model_input
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,10 +42,22 @@ class ModelBundle:
     # [path, size, mtime_ns] of the weights file the model was read from (None for anything else): lets an archive
     # that recorded the same stamp skip re-computing the fingerprint, a pass over every weight, when it opens.
     weights_stamp: list | None = None
+    runtime: str = "torch"  # what answers the encode and ITM calls: torch | openvino
+    precision: str = "fp32"  # fp32 | int8
+    runner: Any = field(default=None, repr=False)  # the model itself (torch) or a fast runtime's runner
+
+    def __post_init__(self) -> None:
+        if self.runner is None:
+            self.runner = self.model
 
     @property
     def config(self) -> MPLUG2Config:
         return self.model.config
+
+    @property
+    def folder(self) -> Path | None:
+        """The model folder the weights were read from (None for a model built any other way)."""
+        return Path(self.weights_stamp[0]).parent if self.weights_stamp else None
 
     @property
     def with_fusion(self) -> bool:
@@ -69,21 +88,21 @@ class ModelBundle:
         image 30)."""
         ids, mask = self.tokenize(texts, kind)
         with self._inference():
-            output = self.model.encode_text(ids, mask)
+            output = self.runner.encode_text(ids, mask)
         return TextOutput(output.tokens.float(), output.mask, output.feat.float())
 
     def encode_videos(self, frames: np.ndarray | torch.Tensor) -> VisualOutput:
         """uint8 clips [B, T, H, W, 3] (any size; resized here if needed) → visual tokens and ITC vectors."""
         video = to_model_input(frames, self.config, kind="video").to(self.device)  # [B, T, 3, S, S]
         with self._inference():
-            output = self.model.encode_video(video)
+            output = self.runner.encode_video(video)
         return VisualOutput(output.tokens.float(), output.feat.float())
 
     def encode_images(self, images: np.ndarray | torch.Tensor) -> VisualOutput:
         """uint8 images [B, H, W, 3] → visual tokens and ITC vectors (one-frame videos)."""
         pixels = to_model_input(images, self.config, kind="image").to(self.device)  # [B, 3, S, S]
         with self._inference():
-            output = self.model.encode_image(pixels)
+            output = self.runner.encode_image(pixels)
         return VisualOutput(output.tokens.float(), output.feat.float())
 
     def itm_pair_logits(self, text: TextOutput, visual_tokens: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -92,7 +111,7 @@ class ModelBundle:
         with self._inference():
             for start in range(0, len(visual_tokens), batch_size):
                 rows = slice(start, start + batch_size)
-                pair_logits = self.model.itm_logits(
+                pair_logits = self.runner.itm_logits(
                     text.tokens[rows].to(self.device),
                     text.mask[rows].to(self.device),
                     visual_tokens[rows].to(self.device),
@@ -104,6 +123,48 @@ class ModelBundle:
         """The "match" logits [N] (index 1 of itm_head) of aligned pairs."""
         return self.itm_pair_logits(text, visual_tokens, batch_size)[:, 1]
 
+    def calibration(self, clips: np.ndarray, captions: Sequence[str]) -> Calibration:
+        """uint8 clips [N, T, H, W, 3] and their captions → the runtime's int8 calibration inputs."""
+        videos = to_model_input(clips, self.config, kind="video")
+        images = to_model_input(clips[:, 0], self.config, kind="image")
+        ids, mask = self.tokenizer(list(captions), self.config.preprocess.text_max_length_video)
+        return Calibration(videos, images, ids, mask)
+
+    def use_runtime(
+        self,
+        runtime: str,
+        precision: str,
+        cache_root: Path | None = None,
+        calibration: Callable[[], tuple[np.ndarray, Sequence[str]] | None] | None = None,
+        prepare: Sequence[str] = (),
+    ) -> str | None:
+        """Serve the encode and ITM calls through `runtime` at `precision` (`calibration` gives real clips and
+        captions for int8, called only when an int8 graph is exported). Returns why it fell back to torch, if it
+        did; `runtime` and `precision` then say what runs."""
+
+        refusal = withheld(self.folder).get(precision)
+        if refusal is not None:
+            log.warning("%s does not offer %s: %s; running torch fp32 instead", self.name, precision, refusal)
+            self.runner, self.runtime, self.precision = self.model, "torch", "fp32"
+            return f"{self.name} does not offer {precision}: {refusal}"
+
+        def inputs() -> Calibration | None:
+            material = calibration() if calibration is not None else None
+            return None if material is None else self.calibration(*material)
+
+        choice = make_runner(
+            self.model,
+            runtime,
+            precision,
+            device_type=self.device.type,
+            cache_root=cache_root,
+            calibration=inputs,
+            prepare=prepare,
+            label=self.name,
+        )
+        self.runner, self.runtime, self.precision = choice.runner, choice.runtime, choice.precision
+        return choice.fallback
+
     @property
     def temperature(self) -> float:
         """The learnt ITC temperature τ: cosine / τ is the logit the model was trained with."""
@@ -114,11 +175,12 @@ def load_model_bundle(
     name_or_dir: str | Path,
     device: str | torch.device | None = None,
     with_fusion: bool = True,
-    precision: str = "auto",
+    autocast: str = "auto",
     vocab_file: str | Path | None = None,
     pretrained: str | Path | None = None,
 ) -> ModelBundle:
-    """Model + tokenizer + preprocessing. `precision`: auto (bf16 autocast on GPU, float32 on CPU), fp32, bf16, fp16."""
+    """Model + tokenizer + preprocessing, served by torch (`use_runtime` picks another). `autocast`: auto (bf16
+    autocast on GPU, float32 on CPU), fp32, bf16, fp16."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = create_model(name_or_dir, pretrained, with_fusion=with_fusion, device=device)
     vocab: str | Path | list[str] | None = (
@@ -138,16 +200,18 @@ def load_model_bundle(
             f"{tokenizer.vocab_file} has {tokenizer.vocab_size} tokens; the model's embedding has only "
             f"{model.config.text.vocab_size}"
         )
-    autocast = {
+    autocast_dtype = {
         "auto": torch.bfloat16 if device.type == "cuda" else None,
         "fp32": None,
         "bf16": torch.bfloat16,
         "fp16": torch.float16,
-    }[precision]
+    }[autocast]
     # A folder is remembered by its absolute path: an archive records it and may be searched from anywhere.
     name = str(Path(name_or_dir).resolve()) if Path(name_or_dir).is_dir() else str(name_or_dir)
     folder = resolve_folder(name_or_dir) if pretrained is None else None
-    return ModelBundle(model, tokenizer, device, autocast, name=name, weights_stamp=folder and weights_stamp(folder))
+    return ModelBundle(
+        model, tokenizer, device, autocast_dtype, name=name, weights_stamp=folder and weights_stamp(folder)
+    )
 
 
 def weights_stamp(folder: Path) -> list:
