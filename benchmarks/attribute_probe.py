@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from indexer.media.decode import decode, model_request
+from indexer.media.decode import decode
+from indexer.media.request import model_request
 from indexer.synthetic.attributes import COLOUR_WORDS, MOTION_PHRASES, SHAPE_WORDS, SIZE_WORDS
 from mplug2 import load_model_bundle
 from mplug2.train.caption_negatives import AttributeSwapper

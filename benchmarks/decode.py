@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.media.decode import DecodeRequest, decode
+from indexer.media.decode import decode
 from indexer.media.probe import probe
+from indexer.media.request import DecodeRequest
 from indexer.media.sampling import select_frames
 from indexer.media.workers import DecodePool
 

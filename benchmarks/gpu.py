@@ -199,7 +199,7 @@ def bench_faiss(count: int, dim: int, repeats: int, gpu: bool) -> dict:
 def bench_index(out: Path, config_name: str, videos: int, device: str, decoders: list[str]) -> dict:
     import torch
 
-    from indexer.pipeline import IndexOptions, index_paths
+    from indexer.indexing.pipeline import IndexOptions, index_paths
     from indexer.settings import Settings, sqlite_url
     from indexer.synthetic.generate import generate
     from indexer.synthetic.vocab import write_synthetic_vocab

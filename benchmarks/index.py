@@ -11,7 +11,12 @@ With `--ray`, instead of 3: the same files indexed locally and on Ray clusters s
 (`ray.cluster_utils.Cluster`, all on 127.0.0.1), side by side in one run: Ray's overhead against local indexing with
 the same CPUs (a one-node cluster), and throughput with one and two worker nodes (ratios to local and to each other).
 
+With `--model` (a model folder, or a config name such as mplug2-base: a folder with random weights is written once
+under --work) and `--runtimes`, instead: whole index runs of the same files with torch fp32, OpenVINO fp32 and
+OpenVINO int8, alternating over --rounds (so the machine's load falls on each alike), clips/s and ratios to torch.
+
     python benchmarks/index.py [--videos 200] [--images 50] [--work bench-out/index] [--ray]
+    python benchmarks/index.py --model mplug2-base --runtimes --videos 12 --images 0 --long 0 [--rounds 2]
 """
 
 from __future__ import annotations
@@ -28,11 +33,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def decode_only(folder: Path, bundle, workers: int) -> tuple[float, int]:
-    from indexer.media.decode import model_request
+    from indexer.indexing.pipeline import walk_media
     from indexer.media.probe import MediaKind, probe
+    from indexer.media.request import model_request
     from indexer.media.segment import SegmentPolicy, policy_windows
     from indexer.media.workers import DecodePool
-    from indexer.pipeline import walk_media
 
     started = time.perf_counter()
 
@@ -70,8 +75,8 @@ def ray_comparison(data: Path, bundle, workers: int, work: Path) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     from ray.cluster_utils import Cluster
 
-    from indexer.pipeline import IndexOptions, index_paths
-    from indexer.ray_index import RayOptions, index_on_ray
+    from indexer.indexing.pipeline import IndexOptions, index_paths
+    from indexer.indexing.ray_index import RayOptions, index_on_ray
     from indexer.settings import Settings, sqlite_url
 
     cpus = workers + 1  # local indexing: `workers` decode processes and the encoder in the main process
@@ -113,6 +118,66 @@ def ray_comparison(data: Path, bundle, workers: int, work: Path) -> None:
     print(f"2 worker nodes vs 1: {two_workers / one_worker:.2f}x the throughput; vs local {two_workers / local:.2f}x")
 
 
+def model_folder(name: str, work: Path) -> Path:
+    """`name` if it is a model folder, else one written for the config `name` with random weights (once)."""
+    from mplug2 import create_model, save_model_folder
+    from mplug2.folder import is_model_folder
+    from mplug2.pretrained import BERT_VOCAB
+
+    if is_model_folder(name):
+        return Path(name)
+    folder = work / f"model-{name}"
+    if not is_model_folder(folder):
+        save_model_folder(create_model(name), BERT_VOCAB, folder)
+    return folder
+
+
+def runtime_comparison(data: Path, model: Path, workers: int, work: Path, rounds: int) -> None:
+    """Whole index runs of `data` per runtime, alternating; exports are made (and timed) before the runs."""
+    import dataclasses
+    import os
+    import statistics
+
+    from indexer.indexing.pipeline import IndexOptions, index_paths
+    from indexer.settings import RuntimeOptions, Settings, sqlite_url
+    from indexer.store.runtime import serve
+    from mplug2.bundle import load_model_bundle
+
+    variants = [("torch", "fp32"), ("openvino", "fp32"), ("openvino", "int8")]
+    home = work / "home"  # the export cache is the home's, shared by every run below
+    bundles = {}
+    for runtime, precision in variants:
+        bundle = load_model_bundle(model, with_fusion=False)
+        started = time.perf_counter()
+        fallback = serve(bundle, RuntimeOptions(runtime, precision), None, home, prepare=("video", "image"))
+        if fallback:
+            print(f"{runtime} {precision}: not measured ({fallback})")
+            continue
+        print(f"{runtime} {precision}: ready in {time.perf_counter() - started:.0f} s (export once per weights)")
+        bundles[(runtime, precision)] = bundle
+    rates: dict = {variant: [] for variant in bundles}
+    load = [os.getloadavg()[0]]
+    for round_index in range(rounds):
+        for (runtime, precision), bundle in bundles.items():
+            state = work / f"archive-{runtime}-{precision}"
+            shutil.rmtree(state, ignore_errors=True)
+            settings = dataclasses.replace(
+                Settings(home, sqlite_url(state / "catalog.sqlite"), state / "index", None),
+                runtime=RuntimeOptions(runtime, precision),
+            )
+            options = IndexOptions(workers=workers, progress=False, runtime=settings.runtime)
+            summary = index_paths([data], settings, bundle, options)
+            seconds = summary.timings["total"]
+            rates[(runtime, precision)].append(summary.clips / seconds)
+            print(f"round {round_index + 1} {runtime} {precision}: {summary.clips} clips in {seconds:.1f} s")
+            load.append(os.getloadavg()[0])
+    torch_rate = statistics.median(rates[variants[0]])
+    print(f"{model.name}: whole index runs, median of {rounds}; load average {min(load):.1f}-{max(load):.1f} (2 cores)")
+    for (runtime, precision), values in rates.items():
+        rate = statistics.median(values)
+        print(f"  {runtime:8} {precision}: {rate:6.3f} clips/s  {rate / torch_rate:5.2f}x torch fp32")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=200)
@@ -127,10 +192,13 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, default=REPO / "bench-out" / "index")
     parser.add_argument("--ray", action="store_true", help="local vs Ray: overhead on one node, 1 and 2 worker nodes")
+    parser.add_argument("--model", help="a model folder or config name (with --runtimes)")
+    parser.add_argument("--runtimes", action="store_true", help="torch fp32 vs OpenVINO fp32 vs int8 index runs")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    from indexer.engine import SearchEngine
-    from indexer.pipeline import IndexOptions, index_paths
+    from indexer.indexing.pipeline import IndexOptions, index_paths
+    from indexer.search.engine import SearchEngine
     from indexer.settings import Settings, default_model_dir, sqlite_url
     from indexer.synthetic.generate import generate
     from mplug2.bundle import load_model_bundle
@@ -146,6 +214,10 @@ def main() -> None:
             test_images=args.images,
             long_videos=args.long,
         )
+    if args.runtimes:
+        model = model_folder(args.model or str(default_model_dir()), args.work)
+        runtime_comparison(data, model, args.workers, args.work, args.rounds)
+        return
     bundle = load_model_bundle(default_model_dir())
     if args.ray:
         ray_comparison(data, bundle, args.workers, args.work)

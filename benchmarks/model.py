@@ -6,13 +6,20 @@ the ratio, so the cost of mPLUG-2's additions is visible; FLOPs come from torch'
 GFLOP/s (and on a GPU, TFLOP/s against the card's bf16 peak).
 
     .venv/bin/python benchmarks/model.py [--configs mplug2-tiny mplug2-base] [--iters 3]
+
+`--runtimes` instead compares torch fp32, OpenVINO fp32 and OpenVINO int8 for each config, side by side
+(benchmarks/model_runtimes.py):
+
+    .venv/bin/python benchmarks/model.py --runtimes --configs mplug2-base [--iters 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import open_clip
 import torch
@@ -102,8 +109,16 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["mplug2-tiny", "mplug2-base"])
     parser.add_argument("--iters", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--runtimes", action="store_true", help="torch fp32 vs OpenVINO fp32 vs int8, per path")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.runtimes:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling module
+        from model_runtimes import compare_runtimes
+
+        for name in args.configs:
+            compare_runtimes(name, repeats=max(args.iters, 3))
+        return
     for name in args.configs:
         bench(
             name,

@@ -25,7 +25,7 @@ PROBE = """
 import json, sys
 from pathlib import Path
 import numpy as np
-from indexer.engine import SearchEngine
+from indexer.search.engine import SearchEngine
 from indexer.settings import Settings, sqlite_url
 
 archive, captions, queries = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])

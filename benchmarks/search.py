@@ -34,8 +34,8 @@ def percentiles(samples: list[float]) -> str:
 
 def real_archive(work: Path, data: Path):
     """Index the test split once (reused by later runs) and open a search engine over it."""
-    from indexer.engine import SearchEngine
-    from indexer.pipeline import IndexOptions, index_paths
+    from indexer.indexing.pipeline import IndexOptions, index_paths
+    from indexer.search.engine import SearchEngine
     from indexer.settings import Settings, default_model_dir, sqlite_url
     from mplug2.bundle import load_model_bundle
 
@@ -50,8 +50,8 @@ def real_archive(work: Path, data: Path):
 
 def scaled_catalog(path: Path, size: int):
     """A SQLite catalog with `size` ready clips (10 per media row), ids 1..size."""
-    from indexer.db.catalog import Catalog
-    from indexer.db.models import Clip, Media
+    from indexer.store.db.catalog import Catalog
+    from indexer.store.db.models import Clip, Media
 
     path.unlink(missing_ok=True)
     catalog = Catalog(f"sqlite:///{path}")
@@ -134,7 +134,7 @@ def main() -> None:
     records = engine.archive.clips([r.clip_id for r in candidate_records])
     text = bundle.encode_texts([queries[0]], "video")
     rng = np.random.default_rng(0)
-    from indexer.vectors import VectorIndex
+    from indexer.store.vectors import VectorIndex
 
     for size in args.sizes:
         print(f"\n== {size:,} clips (jittered real vectors, sigma {args.sigma})")

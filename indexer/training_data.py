@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from indexer.atomic import atomic_write_numpy
-from indexer.media.decode import DecodeRequest, DecodeResult, model_request
+from indexer.media.decode import DecodeResult
+from indexer.media.request import DecodeRequest, model_request
 from indexer.media.workers import DecodePool
 from mplug2.config import MPLUG2Config
 from mplug2.train.data import Sample, batch_order

@@ -30,8 +30,8 @@ fi
 python="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 
-extras="cpu"
-[ "$want_test" = 1 ] && extras="cpu,test,dev"
+extras="cpu,api"
+[ "$want_test" = 1 ] && extras="cpu,api,test,dev"
 stamp=".venv/.installed-$extras"
 # Reinstall only when the dependency list changed since the last install.
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then

@@ -82,10 +82,18 @@ def indexable_folder(folder: str | Path, media_roots: Sequence[Path] = ()) -> Pa
     return resolved
 
 
-def start_job(settings: Settings, folder: str | Path, media_roots: Sequence[Path] = ()) -> IndexJob:
+def start_job(
+    settings: Settings, folder: str | Path, media_roots: Sequence[Path] = (), prune_missing: bool = False
+) -> IndexJob:
     """Start indexing `folder` in the background. Raises ValueError for a bad folder (or one outside `media_roots`)
-    or while a job runs."""
-    path = indexable_folder(folder, media_roots)
+    or while a job runs. `prune_missing`: also forget the offline files under it (the folder, an indexed root, may
+    itself be the one that is gone)."""
+    if prune_missing and not Path(folder).is_dir():
+        path = Path(folder)
+        if media_roots and not any(path.is_relative_to(Path(root).resolve()) for root in media_roots):
+            raise ValueError(f"{folder} is outside the media folders this app may index")
+    else:
+        path = indexable_folder(folder, media_roots)
     running = current_job(settings)
     if running is not None and running.running:
         raise ValueError(f"indexing of {running.folder} is still running; wait for it to finish")
@@ -95,6 +103,8 @@ def start_job(settings: Settings, folder: str | Path, media_roots: Sequence[Path
     # The resolved path is what gets indexed: a link swapped after the check cannot lead the run elsewhere.
     command = [sys.executable, "-m", "indexer", "index", str(path), "--progress-file", str(progress_file)]
     command += ["--db", settings.db_url, "--index-dir", str(settings.index_dir)]
+    if prune_missing:
+        command.append("--prune-missing")
     if settings.model:
         command += ["--model", settings.model]
     with open(log_file, "wb") as log:

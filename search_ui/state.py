@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from indexer.engine import ArchiveStats, Library, OpenClip, Playable, RerankChoice, SearchEngine, SearchResponse
+from indexer.search.engine import ArchiveStats, Library, OpenClip, Playable, RerankChoice, SearchEngine, SearchResponse
 from indexer.settings import Settings, default_home, load_settings
 
 

@@ -23,6 +23,17 @@ class PostgresServer:
     data_dir: Path
     bin_dir: Path
     run_as: list[str]
+    options: str = ""
+
+    def halt(self) -> None:
+        """Stop the server at once, as a crash would (`pg_ctl -m immediate stop`), keeping its data."""
+        pg_ctl = [*self.run_as, str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir)]
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, check=True)
+
+    def resume(self) -> None:
+        """Start a halted server again on the same port, and wait until it accepts connections."""
+        pg_ctl = [*self.run_as, str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-o", self.options, "-w"]
+        subprocess.run([*pg_ctl, "-l", str(self.data_dir / "server.log"), "start"], capture_output=True, check=True)
 
     def stop(self) -> None:
         subprocess.run(
@@ -70,7 +81,9 @@ def start_postgres() -> tuple[PostgresServer | None, str]:
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data_dir} -c fsync=off"
     pg_ctl = [*run_as, str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-o", options, "-w"]
     start = subprocess.run([*pg_ctl, "-l", str(data_dir / "server.log"), "start"], capture_output=True, text=True)
-    server = PostgresServer(f"postgresql+psycopg://mplug2@127.0.0.1:{port}/postgres", data_dir, bin_dir, run_as)
+    server = PostgresServer(
+        f"postgresql+psycopg://mplug2@127.0.0.1:{port}/postgres", data_dir, bin_dir, run_as, options
+    )
     if start.returncode != 0:
         server.stop()
         return None, f"pg_ctl start failed: {start.stderr.strip()[-300:]}"

@@ -33,6 +33,16 @@ def test_demo_builds_indexes_and_finds(tmp_path: Path) -> None:
 
     report = json.loads((demo / "reports" / "demo-videos" / "report.json").read_text())
     assert report["counts"]["items_evaluated"] == 40 and 0 <= report["headline"]["R@1"] <= 1
+    # The report headlines what search ranks by, and the composed queries' figures printed are the report's.
+    assert report["headline"]["R@1"] == report["metrics"]["model_choice"]["t2v_R@1"]
+    graded = report["graded"]["by_scorer"][report["headline_scorer"]]
+    assert report["graded"]["queries"] == 100
+    full = report["graded"]["queries_with_a_full_match"]
+    assert (
+        f"100 queries composed of attributes ({full} matched in full by a video, {100 - full} by none)" in first.stdout
+    )
+    assert f"the first result holds {graded['share@1']:.2f} of the most attributes" in first.stdout
+    assert f"the top 5 {graded['share@5']:.2f}" in first.stdout
 
     # The next command the demo prints works as printed (with the archive it made).
     assert f"export MPLUG2_SEARCH_HOME={demo}" in first.stdout

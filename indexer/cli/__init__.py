@@ -14,7 +14,16 @@ import click
 from indexer.cli.errors import Group
 
 # Modules that add commands to `cli`; each registers its commands when imported.
-COMMAND_MODULES: tuple[str, ...] = ("archive", "index", "media", "model", "synthetic", "train", "ui", "evaluate")
+COMMAND_MODULES: tuple[str, ...] = (
+    "archive",
+    "index",
+    "media",
+    "model",
+    "synthetic",
+    "train",
+    "ui",
+    "evaluate",
+)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})

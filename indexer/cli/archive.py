@@ -1,4 +1,5 @@
-"""Archive commands: `search`, `service`, `status`, `verify`, `rebuild-index` (`index` is in `indexer.cli.index`)."""
+"""Archive commands: `search`, `service`, `status`, `verify`, `rebuild-index`, `compact` (`index` is in
+`indexer.cli.index`)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ from pathlib import Path
 import click
 
 from indexer.cli import cli
-from indexer.cli.options import _fail, _note_bundled_model, _settings, archive_options, model_option
-from indexer.service import KEEP_WARM_MINUTES
+from indexer.cli.options import _fail, _note_bundled_model, _settings, archive_options, model_option, runtime_options
+from indexer.search.service import KEEP_WARM_MINUTES
 
 
 @cli.command()
 @click.argument("query", required=False)
 @archive_options
 @model_option
+@runtime_options
 @click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="Results to show.")
 @click.option(
     "--rerank-k",
@@ -52,6 +54,8 @@ def search(
     db_url: str | None,
     index_dir: Path | None,
     model: str | None,
+    runtime: str | None,
+    precision: str | None,
     k: int,
     rerank_k: int | None,
     image_path: Path | None,
@@ -78,7 +82,7 @@ def search(
         "modified_after": after,
         "modified_before": before,
     }
-    settings = _settings(db_url, index_dir, model)
+    settings = _settings(db_url, index_dir, model, runtime, precision)
     request = {
         "query": query,
         "image": str(image_path.resolve()) if image_path else None,
@@ -102,8 +106,8 @@ def search(
 def _search_through_service(settings, model: str | None, request: dict, keep_warm: float):
     """(response, roots, model name) from the archive's resident service (started if none runs), or None when no
     service could answer. Imports neither torch nor FAISS: that is the point."""
-    from indexer import service
-    from indexer.results import SearchResponse
+    from indexer.search import service
+    from indexer.search.results import SearchResponse
 
     reply = service.search(settings, model, request, idle_minutes=keep_warm)
     if reply is None:
@@ -115,9 +119,9 @@ def _search_through_service(settings, model: str | None, request: dict, keep_war
 
 def _search_here(settings, model: str | None, request: dict):
     """(response, roots, model name), searched in this process."""
-    from indexer.archive import ArchiveError
-    from indexer.engine import SearchEngine
-    from indexer.service import run_search
+    from indexer.search.engine import SearchEngine
+    from indexer.search.service import run_search
+    from indexer.store.archive import ArchiveError
 
     try:
         engine = SearchEngine.open(settings, model)
@@ -161,6 +165,7 @@ def _print_results(response, roots: list[str]) -> None:
 @cli.command()
 @archive_options
 @model_option
+@runtime_options
 @click.option(
     "--idle-minutes",
     type=click.FloatRange(min=0, min_open=True),
@@ -171,19 +176,26 @@ def _print_results(response, roots: list[str]) -> None:
 @click.option("--stop", "stop_it", is_flag=True, help="Stop the archive's running service.")
 @click.option("--status", "show_status", is_flag=True, help="Say whether a service runs for the archive.")
 def service(
-    db_url: str | None, index_dir: Path | None, model: str | None, idle_minutes: float, stop_it: bool, show_status: bool
+    db_url: str | None,
+    index_dir: Path | None,
+    model: str | None,
+    runtime: str | None,
+    precision: str | None,
+    idle_minutes: float,
+    stop_it: bool,
+    show_status: bool,
 ) -> None:
     """The archive's search service, in the foreground: it keeps the model and index loaded and answers `search`
     from the shell in a fraction of a second. `search` starts one in the background by itself (--keep-warm)."""
-    from indexer import service as resident
+    from indexer.search import service as resident
 
-    settings = _settings(db_url, index_dir, model)
+    settings = _settings(db_url, index_dir, model, runtime, precision)
     if stop_it or show_status:
         pid = resident.stop(settings, model) if stop_it else (resident.ping(settings, model) or {}).get("pid")
         verb = "stopped" if stop_it else "runs"
         click.echo(f"the search service {verb} (pid {pid})" if pid else "no search service runs for this archive")
         return
-    from indexer.archive import ArchiveError
+    from indexer.store.archive import ArchiveError
 
     try:
         why = resident.serve(settings, model, idle_minutes)
@@ -199,7 +211,7 @@ def status(db_url: str | None, index_dir: Path | None, as_json: bool) -> None:
     """What is indexed: files by kind and status, searchable clips, the last run, and files that failed."""
     from dataclasses import asdict
 
-    from indexer.archive import Archive
+    from indexer.store.archive import Archive
 
     archive = Archive(_settings(db_url, index_dir))
     stats = archive.stats()
@@ -212,7 +224,12 @@ def status(db_url: str | None, index_dir: Path | None, as_json: bool) -> None:
                     "model": stats.model,
                     "roots": stats.roots,
                     "files": [asdict(count) for count in catalog.files],
-                    "clips": {"ready": catalog.clips_ready, "pending": catalog.clips_pending},
+                    "clips": {
+                        "ready": catalog.clips_ready,
+                        "pending": catalog.clips_pending,
+                        "offline": catalog.clips_offline,
+                    },
+                    "offline": [{"folder": folder, "files": files} for folder, files in stats.offline],
                     "features": {**asdict(store), "bytes_per_clip": store.bytes_per_clip},
                     "last_run": vars(run) if run else None,
                     "failed": [{"path": m.path, "code": m.error_code, "error": m.error} for m in stats.failed],
@@ -249,6 +266,17 @@ def _print_status(index_dir: Path, stats) -> None:
         forms = ", ".join(f"{count} {form}" for form, count in store.by_form.items())
         clips += f"; re-rank features {megabytes(store.bytes)} ({megabytes(store.bytes_per_clip)} a clip: {forms})"
     lines.append(("clips", clips))
+    if stats.offline:
+        files = sum(count for _, count in stats.offline)
+        where = ", ".join(f"{folder} ({count})" for folder, count in stats.offline[:3])
+        more = f" and {len(stats.offline) - 3} more folders" if len(stats.offline) > 3 else ""
+        lines.append(
+            (
+                "offline",
+                f"{plural(files, 'file')} ({catalog.clips_offline} clips) whose folder is gone or empty: {where}"
+                f"{more}; kept, not searchable, back when the folder is (`index --prune-missing` forgets them)",
+            )
+        )
     if run is not None:
         lines.append(("last run", run_line(run)))
     for label, value in lines:
@@ -267,7 +295,7 @@ def _print_status(index_dir: Path, stats) -> None:
 @archive_options
 def verify(db_url: str | None, index_dir: Path | None) -> None:
     """Check that the database, the feature store and the vector index agree (exit 1 with a report if not)."""
-    from indexer.archive import Archive
+    from indexer.store.archive import Archive
 
     report = Archive(_settings(db_url, index_dir)).verify()
     click.echo(
@@ -292,7 +320,7 @@ def verify(db_url: str | None, index_dir: Path | None) -> None:
 @click.option("--index-type", help="FAISS index to build: Flat, HNSW32, IVF1024,PQ32, auto (default: as before).")
 def rebuild_index(db_url: str | None, index_dir: Path | None, index_type: str | None) -> None:
     """Rebuild the FAISS index from the feature store (the index is only a cache of the stored vectors)."""
-    from indexer.archive import Archive, ArchiveError
+    from indexer.store.archive import Archive, ArchiveError
 
     try:
         archive = Archive(_settings(db_url, index_dir))
@@ -300,3 +328,31 @@ def rebuild_index(db_url: str | None, index_dir: Path | None, index_type: str | 
     except ArchiveError as error:
         _fail(error)
     click.echo(f"rebuilt {index.effective_factory} index with {index.ntotal} vectors at {archive.vectors_path}")
+
+
+@cli.command()
+@archive_options
+def compact(db_url: str | None, index_dir: Path | None) -> None:
+    """Give back the disk space of retired clips (deleted or re-indexed files): the feature store and the vector
+    index rewritten without them. Safe to kill at any moment; waits for no index run (refuses while one runs).
+    Index runs also compact by themselves once retired clips hold 30% of the store."""
+    from indexer.store.archive import Archive, ArchiveError
+    from indexer.store.errors import stops_when_full
+
+    settings = _settings(db_url, index_dir)
+    archive = Archive(settings)
+    try:
+        with stops_when_full(settings):
+            report = archive.compact()
+    except ArchiveError as error:
+        _fail(error)
+    finally:
+        archive.close()
+    if report is None:
+        click.echo("nothing to compact: every stored clip is kept")
+        return
+    mb = 1 << 20
+    click.echo(
+        f"compacted: {report.clips_dropped} retired clips dropped, {report.bytes_before / mb:.1f} MB -> "
+        f"{report.bytes_after / mb:.1f} MB ({report.bytes_per_clip / 1024:.1f} KB a clip)"
+    )

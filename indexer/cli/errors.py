@@ -56,8 +56,9 @@ def _describe(error: BaseException) -> str:
 # Exceptions whose messages the library writes for a person (module, class). Looked up among the modules already
 # imported: an error of a class whose module was never loaded cannot have been raised, and `--help` stays light.
 USER_FACING: tuple[tuple[str, str], ...] = (
-    ("indexer.db.catalog", "CatalogError"),
-    ("indexer.archive", "ArchiveError"),
+    ("indexer.store.db.catalog", "CatalogError"),
+    ("indexer.store.archive", "ArchiveError"),
+    ("indexer.store.db.retry", "DatabaseUnavailable"),
     ("mplug2.checkpoint", "CheckpointError"),
     ("mplug2.download", "DownloadError"),
     ("mplug2.download", "ChecksumError"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -11,17 +12,18 @@ import click
 
 from indexer.cli import cli
 from indexer.cli.errors import UserError
-from indexer.cli.options import _fail, _note_bundled_model, _settings, archive_options, model_option
-from indexer.options import IndexOptions
+from indexer.cli.options import _fail, _note_bundled_model, _settings, archive_options, model_option, runtime_options
+from indexer.indexing.options import IndexOptions
 
 _INDEX = IndexOptions()  # the `index` command's defaults are the library's
 _SEGMENT = _INDEX.segment
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @archive_options
 @model_option
+@runtime_options
 @click.option(
     "--feature-mode",
     type=click.Choice(["full", "pooled", "none"]),
@@ -52,6 +54,12 @@ _SEGMENT = _INDEX.segment
 )
 @click.option("--retry-failed", is_flag=True, help="Try files that failed before even if unchanged.")
 @click.option(
+    "--prune-missing",
+    is_flag=True,
+    help="Forget the files of folders that are gone (by default they stay offline: kept, not searchable, back "
+    "with nothing re-encoded when the folder is).",
+)
+@click.option(
     "--progress-file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Keep this JSON file up to date with the progress (the UI reads it).",
@@ -69,6 +77,8 @@ def index(
     db_url: str | None,
     index_dir: Path | None,
     model: str | None,
+    runtime: str | None,
+    precision: str | None,
     feature_mode: str | None,
     feature_budget: int | None,
     index_type: str | None,
@@ -83,27 +93,34 @@ def index(
     decode_timeout: float,
     decode_memory_mb: int,
     retry_failed: bool,
+    prune_missing: bool,
     progress_file: Path | None,
     ray_address: str | None,
     ray_actors: int | None,
     as_json: bool,
 ) -> None:
     """Index (or update) folders of videos and images: new and changed files are embedded, unchanged ones
-    skipped, deleted ones retired. Safe to interrupt (Ctrl-C or a crash) and run again. With --ray, decoding
-    and encoding run on a Ray cluster (docs/DISTRIBUTED.md); the archive is the same."""
+    skipped, moved or copied ones reuse their clips, deleted ones retired; files of a folder that is gone (an
+    unmounted disk) stay offline until it is back. Safe to interrupt (Ctrl-C or a crash) and run again. With --ray,
+    decoding and encoding run on a Ray cluster (docs/DISTRIBUTED.md); the archive is the same."""
     if ray_actors is not None and ray_address is None:
         raise click.UsageError("--ray-actors needs --ray ADDRESS")
-    from indexer.archive import Archive, ArchiveError
+    from indexer.indexing.pipeline import index_paths
     from indexer.media.segment import SegmentPolicy
-    from indexer.pipeline import index_paths
     from indexer.settings import default_model_dir
+    from indexer.store.archive import Archive, ArchiveError
     from mplug2.bundle import load_model_bundle
 
-    settings = _settings(db_url, index_dir, model)
+    settings = _settings(db_url, index_dir, model, runtime, precision)
+    if ray_address is not None and settings.runtime.for_archive(None)[0] not in ("auto", "torch"):
+        raise click.UsageError("--ray encodes with torch only: leave out --runtime/--precision, or index locally")
     archive = Archive(settings)
     name = settings.model or archive.model or str(default_model_dir())
+    unknown = [path for path in paths if not path.exists() and not archive.files_inside(str(path.resolve()))]
     empty = _without_media(paths, archive)
     archive.close()
+    if unknown:
+        raise click.BadParameter(f"{unknown[0]}: no such folder or file (and the archive holds nothing from it)")
     if len(empty) == len(paths):  # one empty folder among others is left to the run: the rest still gets indexed
         message = f"no media found in {', '.join(map(str, empty))}: nothing to index (videos and images, by extension "
         message += "such as .mp4 .mov .mkv .jpg .png, or by content); check the folder"
@@ -121,7 +138,9 @@ def index(
         decode_memory_mb=decode_memory_mb,
         batch_size=batch_size,
         retry_failed=retry_failed,
+        prune_missing=prune_missing,
         progress=not as_json,
+        runtime=settings.runtime,
     )
     try:
         bundle = load_model_bundle(name, with_fusion=False)
@@ -130,17 +149,19 @@ def index(
             summary = index_paths(list(paths), settings, bundle, options, report)
         else:  # only here is Ray imported: a local run never pays for it
             try:
-                from indexer.ray_index import RayOptions, index_on_ray
+                from indexer.indexing.ray_index import RayOptions, index_on_ray
             except ImportError as error:
                 raise ArchiveError(f"--ray needs Ray: pip install 'mplug2-search[ray]' ({error})") from None
             cluster = RayOptions(ray_address, actors=ray_actors)
             summary = index_on_ray(list(paths), settings, bundle, options, cluster, report)
     except (ArchiveError, FileNotFoundError, ValueError) as error:
         if progress_file:
-            ProgressFile(progress_file).finish({"status": "error", "error": str(error)})
+            with contextlib.suppress(OSError):
+                ProgressFile(progress_file).finish({"status": "error", "error": str(error)})
         _fail(error)
-    if report is not None:
-        report.finish({"status": summary.status, **summary.counts(), "timings": summary.timings})
+    if report is not None:  # a full disk may refuse this too: the run's own line has said it all
+        with contextlib.suppress(OSError):
+            report.finish({"status": summary.status, **summary.counts(), "timings": summary.timings})
     if as_json:
         click.echo(
             json.dumps(
@@ -165,7 +186,7 @@ def index(
 def _without_media(paths: tuple[Path, ...], archive) -> list[Path]:
     """The folders given that hold no media file and none the archive knows (a run over those would do nothing;
     one over a folder whose files were all deleted still has to retire them)."""
-    from indexer.pipeline import walk_media
+    from indexer.indexing.pipeline import walk_media
 
     empty = []
     for path in paths:
@@ -210,6 +231,14 @@ def _print_summary(summary) -> None:
         f"[bold]{summary.status}[/bold]: {counts['indexed']} files indexed ({counts['clips']} clips), "
         f"{counts['unchanged']} unchanged, {counts['failed']} failed, {counts['removed']} removed"
     )
+    if counts["reused"] or counts["offline"]:
+        console.print(
+            f"{counts['reused']} files found again (back, moved or copied: {counts['clips_reused']} clips reused, none "
+            f"encoded); {counts['offline']} offline (folder gone or empty: kept, not searchable; --prune-missing "
+            "forgets them)"
+        )
+    if counts["compacted_bytes"]:
+        console.print(f"compacted the feature store: {counts['compacted_bytes'] / (1 << 20):.1f} MB given back")
     stages = Table("stage", "seconds", title="time per stage")
     for stage in ("read", "probe", "segment", "decode", "decode_wait", "wait", "encode", "write", "total"):
         if stage in summary.timings:

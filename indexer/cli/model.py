@@ -16,10 +16,11 @@ from indexer.cli.errors import UserError, user_errors
 @cli.command()
 def models() -> None:
     """List model configs and known checkpoints, which are fetched, and how each model folder re-ranks."""
-    from indexer.scoring import RerankChoice
+    from indexer.search.scoring import RerankChoice
     from indexer.settings import default_model_dir
     from mplug2.factory import list_models, resolve_folder
     from mplug2.pretrained import KNOWN_CHECKPOINTS
+    from mplug2.runtime.offered import withheld
 
     for name in list_models():
         known = KNOWN_CHECKPOINTS.get(name)
@@ -31,11 +32,36 @@ def models() -> None:
             state = f"fetch with `mplug2-search fetch-checkpoint {name}` (not a search model by itself)"
         elif folder is not None:
             state = f"ready in {folder}: use --model {name}; {RerankChoice.of_model(str(folder)).summary()}"
+            state += "".join(f"\n{'':24} {precision} not offered: {why}" for precision, why in withheld(folder).items())
         else:
             state = f"not fetched: `mplug2-search fetch-checkpoint {name}`"
         click.echo(f"{name:24} {known.notes}\n{'':24} {state}")
     bundled = default_model_dir()
     click.echo(f"\ndefault model: {bundled}\n  {RerankChoice.of_model(str(bundled)).summary()}")
+    for precision, why in withheld(bundled).items():
+        click.echo(f"  {precision} not offered: {why}")
+    _print_exports()
+
+
+def _print_exports() -> None:
+    """The fast-runtime exports in the home's cache, with their drift from torch."""
+    from indexer.settings import default_home
+    from indexer.store.runtime import CACHE_DIR
+    from mplug2.runtime.cache import list_exports
+
+    records = list_exports(default_home() / CACHE_DIR)
+    if not records:
+        return
+    click.echo("\nruntime exports (cosine to torch on held-out inputs; --runtime/--precision pick them):")
+    for record in records:
+        click.echo(
+            f"  {record.get('model')}: {record.get('runtime')} {record.get('precision')} {record.get('version')}"
+        )
+        for graph, entry in sorted(record["graphs"].items()):
+            click.echo(
+                f"    {graph:6} cosine min {entry['cosine_min']:.5f} mean {entry['cosine_mean']:.5f}, "
+                f"max |diff| {entry['max_abs_diff']:.2g} on {entry['validated_on']}"
+            )
 
 
 @dataclass(frozen=True)

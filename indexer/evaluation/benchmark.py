@@ -35,6 +35,12 @@ class RetrievalBenchmark:
     def kind(self) -> str:
         return "image" if all(item.kind == "image" for item in self.items) else "video"
 
+    def item_attributes(self) -> list[dict]:
+        """Each item's attributes: those of its first text (every caption of an item describes the same item)."""
+        if not self.text_attributes:
+            return [{} for _ in self.items]
+        return [self.text_attributes[texts[0]] if texts else {} for texts in self.item_to_texts]
+
     def check_media(self) -> tuple[list[int], list[int]]:
         """(indices of items whose file exists, indices of missing ones)."""
         present = [i for i, item in enumerate(self.items) if item.path.is_file()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,10 +14,12 @@ import torch
 
 from indexer.evaluation.benchmark import RetrievalBenchmark
 from indexer.evaluation.features import ItemFeatureCache
+from indexer.evaluation.graded import ComposedQuery, GradedResult, grade
 from indexer.evaluation.metrics import dual_softmax, rerank_scores, retrieval_metrics, top_k
-from indexer.media.decode import DecodeResult, model_request
+from indexer.media.decode import DecodeResult
+from indexer.media.request import model_request
 from indexer.media.workers import DecodePool
-from indexer.scoring import SCORERS, RerankChoice, final_scores
+from indexer.search.scoring import SCORERS, RerankChoice, final_scores
 from mplug2.bundle import ModelBundle
 from mplug2.model import TextOutput
 
@@ -54,16 +57,26 @@ class Reranked:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The final t2v and v2t matrices when the top `depth` (at most the depth scored) are re-ranked by `scorer`:
         the candidates are best-first, so a shallower re-rank is a prefix of a deeper one."""
-        matrices = []
-        for matrix, candidates, logits in (
-            (sim, self.t2v_candidates, self.t2v_logits),
-            (sim.T, self.v2t_candidates, self.v2t_logits),
-        ):
-            candidates, logits = candidates[:, :depth], logits[:, :depth]
-            cosine = matrix[np.arange(len(matrix))[:, None], candidates]
-            final = final_scores(scorer, cosine, logits, is_video, temperature)
-            matrices.append(rerank_scores(matrix.shape, candidates, final))
-        return matrices[0], matrices[1]
+        return (
+            reranked_matrix(sim, self.t2v_candidates, self.t2v_logits, scorer, depth, is_video, temperature),
+            reranked_matrix(sim.T, self.v2t_candidates, self.v2t_logits, scorer, depth, is_video, temperature),
+        )
+
+
+def reranked_matrix(
+    matrix: np.ndarray,
+    candidates: np.ndarray,
+    logits: np.ndarray,
+    scorer: str,
+    depth: int,
+    is_video: bool,
+    temperature: float,
+) -> np.ndarray:
+    """The final matrix when each row's first `depth` candidates (best-first by ITC) are re-ranked by `scorer`."""
+    candidates, logits = candidates[:, :depth], logits[:, :depth]
+    cosine = matrix[np.arange(len(matrix))[:, None], candidates]
+    final = final_scores(scorer, cosine, logits, is_video, temperature)
+    return rerank_scores(matrix.shape, candidates, final)
 
 
 @dataclass
@@ -77,6 +90,7 @@ class EvalResult:
     similarity: np.ndarray | None = None
     reranked: Reranked | None = None  # the ITM logits behind the re-ranked scorers (any shallower depth derives)
     top1: dict[str, np.ndarray] = field(default_factory=dict)  # scorer -> each text's first-ranked item
+    graded: GradedResult | None = None  # composed queries graded by attribute overlap, when given some
 
 
 def default_rerank_k(kind: str) -> int:
@@ -108,6 +122,12 @@ def embed_items(
         "config": config.to_dict(),
         "frames": num_frames,
         "tokens": keep_tokens,
+        # torch fp32 adds nothing, so caches written before runtimes existed stay valid
+        **(
+            {}
+            if (bundle.runtime, bundle.precision) == ("torch", "fp32")
+            else {"runtime": [bundle.runtime, bundle.precision]}
+        ),
         # Each file by where it is and how it looks now: two copies of a data set (or two synthetic seeds) share
         # their relative names, and a file replaced in place must be embedded again.
         "items": [(*_file_stamp(i.path), i.start, i.end) for i in benchmark.items],
@@ -165,19 +185,64 @@ def rerank(
     from tqdm import tqdm
 
     t2v_candidates, v2t_candidates = top_k(sim, k), top_k(sim.T, k)
-    result = Reranked(
-        t2v_candidates, np.zeros((*t2v_candidates.shape, 2)), v2t_candidates, np.zeros((*v2t_candidates.shape, 2))
-    )
-    with tqdm(total=result.pairs, desc="re-ranking (ITM)", unit="pair", disable=not progress) as bar:
-        for query, candidates in enumerate(result.t2v_candidates):
-            tokens = torch.from_numpy(item_tokens[candidates].astype(np.float32))
-            result.t2v_logits[query] = bundle.itm_pair_logits(text[[query] * len(candidates)], tokens).cpu().numpy()
-            bar.update(len(candidates))
+    with tqdm(
+        total=t2v_candidates.size + v2t_candidates.size, desc="re-ranking (ITM)", unit="pair", disable=not progress
+    ) as bar:
+        result = Reranked(
+            t2v_candidates,
+            text_itm_logits(bundle, t2v_candidates, text, item_tokens, bar.update),
+            v2t_candidates,
+            np.zeros((*v2t_candidates.shape, 2)),
+        )
         for item, candidates in enumerate(result.v2t_candidates):
             tokens = torch.from_numpy(item_tokens[[item] * len(candidates)].astype(np.float32))
             result.v2t_logits[item] = bundle.itm_pair_logits(text[candidates.tolist()], tokens).cpu().numpy()
             bar.update(len(candidates))
     return result
+
+
+def text_itm_logits(
+    bundle: ModelBundle,
+    candidates: np.ndarray,
+    text: TextOutput,
+    item_tokens: np.ndarray,
+    done: Callable[[int], object],
+) -> np.ndarray:
+    """[Q, k, 2] the ITM logits of each text with its candidate items [Q, k]; `done` hears each text's pair count."""
+    logits = np.zeros((*candidates.shape, 2))
+    for query, row in enumerate(candidates):
+        tokens = torch.from_numpy(item_tokens[row].astype(np.float32))
+        logits[query] = bundle.itm_pair_logits(text[[query] * len(row)], tokens).cpu().numpy()
+        done(len(row))
+    return logits
+
+
+def grade_composed(
+    bundle: ModelBundle,
+    benchmark: RetrievalBenchmark,
+    composed: list[ComposedQuery],
+    item_feat: np.ndarray,
+    item_tokens: np.ndarray | None,
+    scorers: dict[str, tuple[str, int]],
+    progress: bool,
+) -> GradedResult:
+    """The composed queries ranked by ITC and, given the items' tokens, re-ranked by each (scorer, depth)."""
+    from tqdm import tqdm
+
+    text = embed_texts(bundle, [query.text for query in composed], benchmark.kind)
+    sim = text.feat.cpu().numpy() @ item_feat.T
+    scores = {"itc": sim}
+    if item_tokens is not None and scorers:
+        candidates = top_k(sim, max(depth for _, depth in scorers.values()))
+        with tqdm(total=candidates.size, desc="composed queries (ITM)", unit="pair", disable=not progress) as bar:
+            logits = text_itm_logits(bundle, candidates, text, item_tokens, bar.update)
+        is_video = benchmark.kind == "video"
+        for label, (scorer, depth) in scorers.items():
+            if depth == 0:  # the model's own choice may be no re-ranking at all
+                scores[label] = sim
+            else:
+                scores[label] = reranked_matrix(sim, candidates, logits, scorer, depth, is_video, bundle.temperature)
+    return grade(composed, benchmark.item_attributes(), scores)
 
 
 def _file_stamp(path: Path) -> tuple[str, int | None, int | None]:
@@ -189,7 +254,15 @@ def _file_stamp(path: Path) -> tuple[str, int | None, int | None]:
     return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
-def evaluate(bundle: ModelBundle, benchmark: RetrievalBenchmark, settings: EvalSettings, cache_dir: Path) -> EvalResult:
+def evaluate(
+    bundle: ModelBundle,
+    benchmark: RetrievalBenchmark,
+    settings: EvalSettings,
+    cache_dir: Path,
+    composed: list[ComposedQuery] | None = None,
+) -> EvalResult:
+    """Every metric of `benchmark`; with `composed` queries (over the same items' attributes), their graded figures
+    too."""
     from indexer.evaluation.metrics import best_ranks
 
     started = time.perf_counter()
@@ -229,6 +302,8 @@ def evaluate(bundle: ModelBundle, benchmark: RetrievalBenchmark, settings: EvalS
         "texts_evaluated": len(subset.texts),
         "texts_dropped": dropped_texts,
     }
+    tokens = None
+    scorers: dict[str, tuple[str, int]] = {}
     if rerank_on:
         rerank_started = time.perf_counter()
         tokens = np.asarray(cache.tokens[usable])
@@ -252,5 +327,11 @@ def evaluate(bundle: ModelBundle, benchmark: RetrievalBenchmark, settings: EvalS
                 "v2t": best_ranks(final_v2t, subset.item_to_texts),
             }
             top1[label] = final_t2v.argmax(axis=1)
+    graded = None
+    if composed:
+        graded_started = time.perf_counter()
+        graded = grade_composed(bundle, subset, composed, item_feat, tokens, scorers, settings.progress)
+        timings["graded_s"] = time.perf_counter() - graded_started
+        counts["composed_queries"] = len(composed)
     timings["total_s"] = time.perf_counter() - started
-    return EvalResult(subset, metrics, ranks, counts, timings, failures, sim, reranked, top1)
+    return EvalResult(subset, metrics, ranks, counts, timings, failures, sim, reranked, top1, graded)

@@ -17,7 +17,7 @@ import io
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,16 +29,16 @@ from indexer.media.errors import (
 )
 from indexer.media.probe import MediaInfo, MediaKind, probe
 from indexer.media.readers import READERS, Reader
-from indexer.media.sampling import SampleMode, select_frames
-from mplug2.resize import Interpolation, resize_frames
+from indexer.media.request import DecodeRequest
+from indexer.media.sampling import select_frames
+from mplug2.resize import resize_frames
 
 if TYPE_CHECKING:
-    from mplug2.config import MPLUG2Config
+    pass
 
 log = logging.getLogger(__name__)
 
 # auto: decord, then the ffmpeg CLI; torchcodec: torchcodec (NVDEC on a GPU), then the ffmpeg CLI; others alone.
-Backend = Literal["auto", "decord", "ffmpeg", "torchcodec"]
 FALLBACKS: dict[str, list[str]] = {
     "auto": ["decord", "ffmpeg"],
     "torchcodec": ["torchcodec", "ffmpeg"],
@@ -46,58 +46,8 @@ FALLBACKS: dict[str, list[str]] = {
     "ffmpeg": ["ffmpeg"],
 }
 
-# Frames wider or taller than this are downscaled by the decoder itself (aspect kept) before anything else touches
-# them, so an 8K file costs what a 1080p one does.
-DEFAULT_MAX_SIDE = 1920
 # Pictures beyond this many pixels are refused outright (decompression bombs, absurd sizes).
 DEFAULT_MAX_PIXELS = 16384 * 16384
-
-
-@dataclass(frozen=True)
-class DecodeRequest:
-    """Frames to decode from one file. `spans` are [start, end) in seconds; `end=None` runs to the end."""
-
-    path: str
-    spans: tuple[tuple[float, float | None], ...] = ((0.0, None),)
-    num_frames: int = 8
-    mode: SampleMode = "middle"
-    size: int | None = None
-    interpolation: Interpolation = "nearest"
-    seed: int | None = None
-    thumbnail_side: int | None = None
-    max_side: int = DEFAULT_MAX_SIDE
-    backend: Backend = "auto"
-    info: MediaInfo | None = None  # the probe result when the caller has it, saving a second ffprobe
-    tag: object = None  # the caller's own key, returned untouched
-
-
-def model_request(
-    config: MPLUG2Config,
-    path: str,
-    kind: str,
-    spans: tuple[tuple[float, float | None], ...] = ((0.0, None),),
-    *,
-    num_frames: int | None = None,
-    thumbnail_side: int | None = None,
-    backend: Backend = "auto",
-    info: MediaInfo | None = None,
-    tag: object = None,
-) -> DecodeRequest:
-    """The request that decodes `spans` of a `kind` ("video" | "image") file the way `config`'s model was trained
-    to see it: its frame count (one frame for a picture), its input size and its per-kind resize interpolation."""
-    video = kind == "video"
-    preprocess = config.preprocess
-    return DecodeRequest(
-        path,
-        spans=spans,
-        num_frames=(num_frames or preprocess.num_frames) if video else 1,
-        size=config.image_size,
-        interpolation=preprocess.video_interpolation if video else preprocess.image_interpolation,  # type: ignore[arg-type]
-        thumbnail_side=thumbnail_side,
-        backend=backend,
-        info=info,
-        tag=tag,
-    )
 
 
 @dataclass

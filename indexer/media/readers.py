@@ -13,15 +13,12 @@ import re
 import shutil
 import subprocess
 import threading
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from indexer.media.errors import CorruptMediaError, UnsupportedCodecError
 from indexer.media.probe import MediaInfo
-
-if TYPE_CHECKING:
-    from indexer.media.decode import DecodeRequest
+from indexer.media.request import DecodeRequest
 
 
 def _capped_size(info: MediaInfo, max_side: int) -> tuple[int, int] | None:

@@ -20,8 +20,9 @@ from multiprocessing.connection import Connection, wait
 
 import psutil
 
-from indexer.media.decode import DecodeRequest, DecodeResult
+from indexer.media.decode import DecodeResult
 from indexer.media.errors import DecodeMemoryError, DecodeTimeoutError, MediaError, WorkerCrashError
+from indexer.media.request import DecodeRequest
 from indexer.media.segment import SegmentRequest, SegmentResult
 
 Request = DecodeRequest | SegmentRequest

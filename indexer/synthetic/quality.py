@@ -19,7 +19,7 @@ import numpy as np
 from indexer.evaluation.datasets import load_benchmark
 from indexer.evaluation.metrics import best_ranks
 from indexer.evaluation.runner import EvalResult, EvalSettings, evaluate
-from indexer.scoring import ENGINE_SCORER, RerankChoice
+from indexer.search.scoring import ENGINE_SCORER, RerankChoice
 from indexer.synthetic.attributes import DIRECTIONS
 from mplug2.bundle import ModelBundle
 

@@ -59,19 +59,41 @@ def _start_form(config: AppConfig) -> None:
                 st.toast("Indexing started; it goes on if you leave this page.")
 
 
+def _offline_panel(config: AppConfig, offline: list[tuple[str, int]], roots: list[str]) -> None:
+    """Files whose folder is gone: where they are, and forgetting them on purpose (`index --prune-missing`)."""
+    st.subheader("Offline files")
+    st.warning(
+        f"{sum(count for _, count in offline)} files are offline: their folder is gone (an unmounted disk or share?). "
+        "They are kept with their encoded clips but left out of search, and come back, with nothing re-encoded, "
+        "when the folder is back and the library is indexed again."
+    )
+    st.dataframe([{"folder": folder, "files": count} for folder, count in offline], hide_index=True, width="stretch")
+    holding = [root for root in roots if any(f == root or f.startswith(root.rstrip("/") + "/") for f, _ in offline)]
+    if holding and config.indexing_refused is None and st.button(f"Forget the offline files under {holding[0]}"):
+        try:
+            jobs.start_job(config.settings, holding[0], config.media_roots, prune_missing=True)
+        except ValueError as error:
+            st.error(str(error))
+        else:
+            st.toast("Forgetting the offline files: an index run with --prune-missing started.")
+
+
 def render(config: AppConfig) -> None:
     st.title("Library")
     _start_form(config)
     _job_panel(config)
     stats = shared_library(config.settings).stats()
-    first, second, third = st.columns(3)
+    first, second, third, fourth = st.columns(4)
     first.metric("Files indexed", stats.catalog.count("indexed"))
     second.metric("Searchable clips", stats.catalog.clips_ready)
     third.metric("Files that failed", stats.catalog.count("failed"))
+    fourth.metric("Files offline", stats.catalog.count("offline"))
     if not stats.roots:
         st.info("Nothing indexed yet. Give a folder above, or run `mplug2-search index FOLDER`.")
         return
     st.caption("Indexed folders: " + ", ".join(f"`{root}`" for root in stats.roots))
+    if stats.offline:
+        _offline_panel(config, stats.offline, stats.roots)
     if stats.failed:
         st.subheader("Files that could not be indexed")
         st.dataframe(

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from indexer.engine import (
+from indexer.search.engine import (
     DEFAULT_RERANK_K,
     ArchiveError,
     NotServable,

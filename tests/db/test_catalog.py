@@ -6,8 +6,8 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from indexer.db import Catalog, SearchFilters
-from indexer.db.records import FileCount, FileStamp, ProbeFacts
+from indexer.store.db import Catalog, SearchFilters
+from indexer.store.db.records import FileCount, FileStamp, ProbeFacts
 
 VIDEO = ProbeFacts("video", 30.0, 25.0, 750, 1280, 720, "h264", 0)
 IMAGE = ProbeFacts("image", 0.0, 0.0, 1, 640, 480, "mjpeg", 0)

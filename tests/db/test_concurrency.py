@@ -8,13 +8,13 @@ import textwrap
 import time
 from pathlib import Path
 
-from indexer.db import Catalog
+from indexer.store.db import Catalog
 
 WRITER = textwrap.dedent(
     """
     import sys, time
-    from indexer.db import Catalog
-    from indexer.db.records import FileStamp, ProbeFacts
+    from indexer.store.db import Catalog
+    from indexer.store.db.records import FileStamp, ProbeFacts
     catalog = Catalog(sys.argv[1])
     facts = ProbeFacts("video", 10.0, 10.0, 100, 64, 64, "h264", 0)
     for n in range(int(sys.argv[2])):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import create_engine, inspect, text
 
-from indexer.db import Catalog, migrations
-from indexer.db.models import Base
+from indexer.store.db import Catalog, migrations
+from indexer.store.db.models import Base
 
 
 def _columns(engine) -> dict[str, set[str]]:
@@ -34,6 +34,7 @@ def test_a_v1_database_upgrades_with_its_data(db_url: str) -> None:
     assert (record.duration, record.creation_time) == (12.0, None)
     assert [clip.end for clip in catalog.clips(catalog.ready_clip_ids())] == [12.0]
     assert "ix_clips_status" in {index["name"] for index in inspect(catalog.engine).get_indexes("clips")}
+    assert "ix_media_content_hash" in {index["name"] for index in inspect(catalog.engine).get_indexes("media")}
 
 
 def test_migrated_schema_equals_the_models(db_url: str) -> None:

@@ -60,3 +60,12 @@ def test_ray_nodes_see_the_media_at_one_path_and_the_head_drives_with_the_apps_c
     assert gpu_worker["profiles"] == ["gpu"], "GPU workers only on request"
     for name in ("Dockerfile.cpu", "Dockerfile.gpu"):
         assert ",ray]" in (DOCKER / name).read_text(), f"{name} installs the ray extra"
+
+
+def test_the_api_listens_on_the_hosts_loopback_with_the_apps_catalog_and_a_token() -> None:
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    api, app = compose["services"]["api"], compose["services"]["app"]
+    assert api["ports"] == ["127.0.0.1:8600:8600"]
+    assert "--host 0.0.0.0" in api["command"] and "MPLUG2_SEARCH_TOKEN" in api["environment"]
+    assert api["environment"]["MPLUG2_SEARCH_DB"] == app["environment"]["MPLUG2_SEARCH_DB"]
+    assert "state:/state" in api["volumes"]

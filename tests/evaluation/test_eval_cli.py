@@ -53,6 +53,25 @@ def test_eval_reports_metrics_files_and_exclusions(synthetic_media: Path, tiny_m
     assert len(per_query) == 12 and all(1 <= int(row["rank_itc"]) <= 12 for row in per_query)
     assert (out / "recall_at_k.png").stat().st_size > 1000 and (out / "rank_histogram.png").stat().st_size > 1000
 
+    # The headline is what search ranks by: the model's choice (no rerank.json: the engine's default depth).
+    assert report["headline_scorer"] == "model_choice"
+    assert report["headline"]["R@1"] == report["metrics"]["model_choice"]["t2v_R@1"]
+    assert report["scorer_labels"]["model_choice"] == "search's default (top 32 re-ranked, ITM re-rank, one scale)"
+    assert "search ranks by: search's default (top 32 re-ranked" in result.stdout
+    # The synthetic annotations carry attributes: composed queries, graded by attribute overlap.
+    graded = report["graded"]
+    assert graded["queries"] == 200 and graded["queries_with_a_full_match"] == 12  # one per video, the rest none
+    assert set(graded["by_scorer"]) == {"itc", "official", "calibrated", "model_choice"}
+    for figures in graded["by_scorer"].values():
+        assert 0 <= figures["share@1"] <= 1 and 0 < figures["nDCG@10"] <= 1 and len(figures["share_curve"]) == 10
+    assert report["headline"]["share@1"] == graded["by_scorer"]["model_choice"]["share@1"]
+    assert "composed queries: 200 (12 fully held by an item)" in result.stdout
+    with (out / "composed_queries.csv").open() as handle:
+        composed = list(csv.DictReader(handle))
+    assert len(composed) == 200
+    assert all(0 <= int(row["first_overlap_itc"]) <= int(row["best_overlap"]) <= 5 for row in composed)
+    assert (out / "graded_share_at_k.png").stat().st_size > 1000
+
     again = run_eval(*args[:-1], str(tmp_path / "reports" / "again"))
     assert again.returncode == 0, again.stderr
     second = json.loads((tmp_path / "reports" / "again" / "report.json").read_text())
@@ -69,6 +88,7 @@ def test_eval_reports_metrics_files_and_exclusions(synthetic_media: Path, tiny_m
     assert no_rerank.returncode == 0, no_rerank.stderr
     plain = json.loads((tmp_path / "reports" / "k0" / "report.json").read_text())
     assert set(plain["metrics"]) == {"itc"} and "itm_pairs" not in plain["counts"], "0 means none"
+    assert plain["headline_scorer"] == "itc" and set(plain["graded"]["by_scorer"]) == {"itc"}
 
     # The same folder with other weights (a model retrained in place) embeds everything afresh.
     weights = load_file(model / "model.safetensors")

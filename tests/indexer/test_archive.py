@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import indexer.indexing.stages.walk
 import indexer.media.segment
-import indexer.stages.walk
 import mplug2.bundle
-from indexer.archive import Archive, ArchiveError
 from indexer.cli import cli
-from indexer.engine import SearchEngine
+from indexer.indexing.options import IndexOptions
 from indexer.media.segment import SegmentPolicy
-from indexer.options import IndexOptions
+from indexer.search.engine import SearchEngine
 from indexer.settings import Settings
+from indexer.store.archive import Archive, ArchiveError
 from mplug2 import load_model_bundle
 from tests.indexer.test_pipeline import run_index
 
@@ -132,8 +132,10 @@ def test_a_changed_file_is_hashed_once(
     video.write_bytes(bytes(data))
     os.utime(video, (video.stat().st_atime + 100, video.stat().st_mtime + 100))
     hashed: list[str] = []
-    real_hash = indexer.stages.walk.content_hash
-    monkeypatch.setattr(indexer.stages.walk, "content_hash", lambda path: hashed.append(str(path)) or real_hash(path))
+    real_hash = indexer.indexing.stages.walk.content_hash
+    monkeypatch.setattr(
+        indexer.indexing.stages.walk, "content_hash", lambda path: hashed.append(str(path)) or real_hash(path)
+    )
     summary = run_index(small_archive, settings, tiny_model_dir)
     assert summary.unchanged == 4 and summary.indexed + summary.failed == 1
     assert hashed == [str(video)]
@@ -158,8 +160,8 @@ def test_shots_are_found_in_the_decode_pool_not_in_the_indexing_process(
 
 
 def test_a_second_index_run_on_the_same_archive_is_refused(tmp_path: Path) -> None:
-    from indexer.archive import ArchiveError
-    from indexer.lock import IndexLock
+    from indexer.store.archive import ArchiveError
+    from indexer.store.lock import IndexLock
 
     with IndexLock(tmp_path), pytest.raises(ArchiveError, match=f"pid {os.getpid()}"):
         IndexLock(tmp_path).__enter__()

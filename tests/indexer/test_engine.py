@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.db import SearchFilters
-from indexer.engine import SearchEngine
-from indexer.scoring import DEFAULT_RERANK_K, RerankChoice
+from indexer.search.engine import SearchEngine
+from indexer.search.scoring import DEFAULT_RERANK_K, RerankChoice
 from indexer.settings import Settings
+from indexer.store.db import SearchFilters
 from tests.indexer.test_pipeline import REPO, count, index_command, run_index, wait_for
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.features import FeatureStore, pool_tokens
+from indexer.store.features import FeatureStore, pool_tokens
 
 GRID, FRAMES, HIDDEN = 4, 2, 8
 
@@ -68,7 +68,7 @@ def test_removal_and_compaction(tmp_path: Path) -> None:
     store.write(np.array([4, 5]), np.eye(2, 16, dtype=np.float32), clip_tokens(2, 1), GRID)
     store.remove([2])
     assert store.ids().tolist() == [1, 3, 4, 5] and 2 not in store
-    assert store.compact(valid_ids=np.array([1, 3, 4])) == 2  # 2 removed, 5 not valid (an orphan)
+    assert store.compact(np.array([1, 3, 4])) == 2  # 2 removed, 5 not valid (an orphan)
     again = FeatureStore(tmp_path, "full")
     assert again.ids().tolist() == [1, 3, 4]
     assert len(list((tmp_path / "shards").glob("shard-*"))) == 1
@@ -78,7 +78,7 @@ def test_removal_and_compaction(tmp_path: Path) -> None:
 
 WRITER = """
 import sys, numpy as np
-from indexer.features import FeatureStore
+from indexer.store.features import FeatureStore
 store = FeatureStore(sys.argv[1], "full")
 for n in range(10_000):
     tokens = [np.full((1 + 8 * 49, 256), n, np.float32) for _ in range(16)]

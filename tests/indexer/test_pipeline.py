@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.archive import Archive
-from indexer.features import FeatureStore
-from indexer.pipeline import IndexOptions, index_paths
+from indexer.indexing.pipeline import IndexOptions, index_paths
 from indexer.settings import Settings
-from indexer.vectors import VectorIndex
+from indexer.store.archive import Archive
+from indexer.store.features import FeatureStore
+from indexer.store.vectors import VectorIndex
 from mplug2 import load_model_bundle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +94,8 @@ def test_updates_are_incremental(archive_dir: Path, settings: Settings, tiny_mod
     shutil.copy(clips[3], changed)  # new content under the old name
     deleted.unlink()
     update = run_index(archive_dir, settings, tiny_model_dir)
-    assert (update.indexed, update.removed) == (1, 1)
+    # The changed file now holds another stored file's content: a copy, whose clips are reused, not re-encoded.
+    assert (update.indexed, update.reused, update.clips, update.removed) == (0, 1, 0, 1)
     assert update.unchanged == first.seen - 2
     archive = Archive(settings)
     assert archive.catalog.media_by_path(str(touched)).mtime == pytest.approx(touched.stat().st_mtime)
@@ -108,7 +109,7 @@ def test_updates_are_incremental(archive_dir: Path, settings: Settings, tiny_mod
     assert_consistent(settings)
 
 
-def index_command(archive_dir: Path, settings: Settings, model_dir: Path) -> list[str]:
+def index_command(archive_dir: Path, settings: Settings, model_dir: Path, json_output: bool = True) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -123,7 +124,7 @@ def index_command(archive_dir: Path, settings: Settings, model_dir: Path) -> lis
         str(settings.index_dir),
         "--batch-size",
         "2",
-        "--json",
+        *(["--json"] if json_output else []),
     ]
 
 

@@ -15,10 +15,10 @@ import numpy as np
 import psutil
 import pytest
 
-from indexer.archive import Archive
+from indexer.indexing.pipeline import IndexOptions, index_paths
 from indexer.media.corpus import bad_files
-from indexer.pipeline import IndexOptions, index_paths
 from indexer.settings import Settings, load_settings
+from indexer.store.archive import Archive
 from mplug2 import load_model_bundle
 
 from .test_pipeline import BROKEN, assert_consistent, count, wait_for
@@ -26,7 +26,7 @@ from .test_pipeline import BROKEN, assert_consistent, count, wait_for
 ray = pytest.importorskip("ray", reason="Ray is not installed (the test extra installs it)")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from indexer.ray_index import RayIndexer, RayOptions, index_on_ray  # noqa: E402
+from indexer.indexing.ray_index import RayIndexer, RayOptions, index_on_ray  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 NODE = {"num_cpus": 1, "object_store_memory": 96 << 20}
@@ -214,7 +214,7 @@ def test_a_local_run_never_imports_ray(tmp_path: Path, tiny_model_dir: Path, med
     result = subprocess.run([*command, "--json"], cwd=REPO, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import")}
-    assert "indexer.pipeline" in imported, "the import log covers the indexing run"
+    assert "indexer.indexing.pipeline" in imported, "the import log covers the indexing run"
     assert not {name for name in imported if name == "ray" or name.startswith("ray.")}
-    assert "indexer.ray_index" not in imported
-    assert "indexer.ray_tasks" not in imported
+    assert "indexer.indexing.ray_index" not in imported
+    assert "indexer.indexing.ray_tasks" not in imported

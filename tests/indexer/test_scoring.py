@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.scoring import DEFAULT_RERANK_K, RerankChoice, final_scores
+from indexer.search.scoring import DEFAULT_RERANK_K, RerankChoice, final_scores
 
 LOGITS = np.array([[-1.0, 2.0], [0.5, 0.5]])  # (no-match, match): log-odds 3 and 0
 COSINE = np.array([0.3, 0.3])

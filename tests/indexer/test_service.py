@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer import service
+from indexer.search import service
 from indexer.settings import Settings, load_settings
 from tests.indexer.test_cli_archive import cli
 from tests.indexer.test_pipeline import REPO

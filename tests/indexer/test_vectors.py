@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.vectors import VectorIndex, training_threshold
+from indexer.store.vectors import VectorIndex, training_threshold
 
 
 def unit_vectors(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -86,7 +86,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
 
 SAVER = """
 import sys, numpy as np
-from indexer.vectors import VectorIndex
+from indexer.store.vectors import VectorIndex
 path = sys.argv[1]
 for n in range(1, 10_000):
     x = np.random.default_rng(n).standard_normal((20000, 64)).astype(np.float32)

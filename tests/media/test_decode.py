@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from indexer.media.corpus import CorpusFile, frame_blue
-from indexer.media.decode import DecodeRequest, decode
+from indexer.media.decode import decode
 from indexer.media.errors import MediaError
+from indexer.media.request import DecodeRequest
 
 GOOD = ["h264.mp4", "hevc.mp4", "vp9.webm", "mjpeg.avi", "vidéo ☃ 東京.mp4"]
 

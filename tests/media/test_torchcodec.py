@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from indexer.media.corpus import CorpusFile
-from indexer.media.decode import DecodeRequest, decode
+from indexer.media.decode import decode
 from indexer.media.errors import MediaError
+from indexer.media.request import DecodeRequest
 from indexer.media.workers import DecodePool
 
 from .test_decode import assert_pattern
@@ -114,9 +115,9 @@ def test_index_decoder_torchcodec_gives_the_vectors_decord_gives(
     """`index --decoder torchcodec` reaches the decoders: the archive's vectors are those of the default decoder."""
     import shutil
 
-    from indexer.archive import Archive
-    from indexer.pipeline import IndexOptions, index_paths
+    from indexer.indexing.pipeline import IndexOptions, index_paths
     from indexer.settings import load_settings
+    from indexer.store.archive import Archive
     from mplug2 import load_model_bundle
 
     folder = tmp_path / "media"

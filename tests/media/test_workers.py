@@ -8,8 +8,9 @@ import threading
 import time
 
 from indexer.media.corpus import CorpusFile
-from indexer.media.decode import DecodeRequest, DecodeResult
+from indexer.media.decode import DecodeResult
 from indexer.media.errors import DecodeMemoryError, DecodeTimeoutError, MediaError, WorkerCrashError
+from indexer.media.request import DecodeRequest
 from indexer.media.workers import DecodePool
 
 

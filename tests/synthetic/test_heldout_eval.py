@@ -37,6 +37,16 @@ def test_the_checks_are_the_issues_bars() -> None:
     }
 
 
+def test_the_summary_carries_the_composed_queries_graded_figures() -> None:
+    reports = {name: _report(0.5, 0.5) for name in ("videos", "images", "twins", "directions")}
+    figures = {"nDCG@10": 0.8, "share@1": 0.85, "share@5": 0.75, "full_match_first": 0.6, "share_curve": [0.85]}
+    reports["videos"]["graded"] = {"by_scorer": {"itc": figures, "model_choice": {**figures, "share@1": 0.9}}}
+    rows = summarise(reports)["rows"]
+    assert rows["itc"]["composed_videos"] == {"nDCG@10": 0.8, "share@1": 0.85, "share@5": 0.75, "full_match_first": 0.6}
+    assert rows["model_choice"]["composed_videos"]["share@1"] == 0.9
+    assert rows["itc"]["composed_images"] is None  # a report without attributes grades nothing
+
+
 def test_a_summary_is_reused_only_for_the_same_model_files(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -47,7 +57,11 @@ def test_a_summary_is_reused_only_for_the_same_model_files(
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
     digest = model_files_digest(model)
-    recorded = {"seed": 11, "model_files_sha256": digest, "rerank_k": 64, "rows": {}}
+    before_graded = {"seed": 11, "model_files_sha256": digest, "rerank_k": 64, "rows": {}}
+    (tmp_path / f"seed-11-{digest}-top64-summary.json").write_text(json.dumps(before_graded))
+    with pytest.raises(AssertionError, match="make-synthetic"):
+        fresh_seed_summary(11, model, tmp_path, 64)  # a summary without the graded figures is measured again
+    recorded = {**before_graded, "format": heldout_eval.SUMMARY_FORMAT}
     (tmp_path / f"seed-11-{digest}-top64-summary.json").write_text(json.dumps(recorded))
     assert fresh_seed_summary(11, model, tmp_path, 64) == recorded
     with pytest.raises(AssertionError, match="make-synthetic"):
@@ -55,3 +69,29 @@ def test_a_summary_is_reused_only_for_the_same_model_files(
 
     (model / "rerank.json").write_text(json.dumps({"rerank_k": 16, "scorer": "calibrated"}))
     assert model_files_digest(model) != recorded["model_files_sha256"]  # a new re-rank choice is a new measurement
+
+
+def test_the_model_card_shows_the_composed_queries_figures() -> None:
+    from bundled_model import fresh_seeds_section
+
+    row = {
+        "t2v_R@1": 0.6,
+        "t2i_R@1": 0.4,
+        "twin_set_R@1": 0.45,
+        "same_queries_without_twins_R@1": 0.6,
+        "twin_ratio": 0.75,
+        "composed_videos": {"share@1": 0.912, "share@5": 0.801, "nDCG@10": 0.85},
+        "composed_images": {"share@1": 0.7},
+    }
+    older = {key: value for key, value in row.items() if not key.startswith("composed")}
+    items = {"videos": 400, "images": 100}
+    section = fresh_seeds_section(
+        {
+            "17": {"rerank_k": 64, "items": items, "rows": {"itc": row}},
+            "11": {"rerank_k": 64, "items": items, "rows": {"itc": older}},
+        }
+    )
+    assert (
+        "| 17 | ITC (dual encoder) | 0.600 | 0.400 | 0.450 | 0.600 | 0.75x | 0.912 | 0.801 | 0.850 | 0.700 |" in section
+    )
+    assert "| 11 | ITC (dual encoder) | 0.600 | 0.400 | 0.450 | 0.600 | 0.75x | - | - | - | - |" in section

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from indexer.cli import cli
-from indexer.media.decode import DecodeRequest, decode
+from indexer.media.decode import decode
+from indexer.media.request import DecodeRequest
 from indexer.synthetic.attributes import BACKGROUNDS, COLOURS, caption_words, is_held_out_triple
 from indexer.synthetic.generate import plan
 from indexer.synthetic.render import render_video

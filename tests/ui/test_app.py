@@ -188,3 +188,38 @@ def test_evaluation_page_lists_reports(app_env: Path, tmp_path: Path) -> None:
     rows = app.dataframe[1].value
     assert list(rows["R@1"]) == [0.5, 0.5] and list(rows["direction"]) == ["text→visual", "visual→text"]
     assert app.get("image")
+
+
+def test_evaluation_page_headlines_the_scorer_search_uses(app_env: Path) -> None:
+    def metrics(r1: float) -> dict:
+        values = {f"{d}_{m}": r1 for d in ("t2v", "v2t") for m in ("R@1", "R@5", "R@10", "MdR", "MnR")}
+        return {**values, "RSUM": 6 * r1}
+
+    graded = {name: 0.5 for name in ("nDCG@10", "share@1", "share@5", "full_match_first")}
+    report = {
+        "benchmark": "jsonl",
+        "created": "2026-12-05T10:00:00+00:00",
+        "model": "/models/mplug2-synth",
+        "counts": {"items_evaluated": 40},
+        "headline": {"R@1": 0.9, "share@1": 0.93},
+        "headline_scorer": "model_choice",
+        "scorer_labels": {"itc": "ITC", "official": "ITM re-rank, official recipe", "model_choice": "search's default"},
+        "metrics": {"itc": metrics(0.9), "official": metrics(0.8), "model_choice": metrics(0.9)},
+        "graded": {
+            "queries": 200,
+            "queries_with_a_full_match": 100,
+            "by_scorer": {"itc": graded, "official": {**graded, "share@1": 0.4}, "model_choice": graded},
+        },
+    }
+    (app_env / "demo").mkdir(parents=True)
+    (app_env / "demo" / "report.json").write_text(json.dumps(report))
+    app = open_app("Evaluation")
+    summary = app.dataframe[0].value
+    assert list(summary["scored by"]) == ["search's default"] and list(summary["t2v R@1"]) == [0.9]
+    assert list(summary["share@1"]) == [0.93]
+    rows = app.dataframe[1].value
+    assert rows["scorer"][0] == "search's default ← search uses this"  # first, the others beside it
+    assert set(rows["scorer"]) == {"search's default ← search uses this", "ITC", "ITM re-rank, official recipe"}
+    graded_rows = app.dataframe[2].value
+    assert list(graded_rows["share@1"]) == [0.5, 0.5, 0.4]
+    assert "Composed queries" in "".join(m.value for m in app.markdown)

@@ -1,6 +1,0 @@
-"""The metadata database: the source of truth for files, clips and index runs. Use `Catalog`, never sessions."""
-
-from indexer.db.catalog import Catalog, CatalogError
-from indexer.db.records import ClipRecord, MediaRecord, RunRecord, SearchFilters
-
-__all__ = ["Catalog", "CatalogError", "ClipRecord", "MediaRecord", "RunRecord", "SearchFilters"]
