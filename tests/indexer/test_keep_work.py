@@ -25,7 +25,7 @@ from indexer.store.vectors import VectorIndex
 from mplug2 import load_model_bundle
 
 REPO = Path(__file__).resolve().parents[2]
-BEFORE_V4 = "69f52aa"  # the last commit whose code wrote schema v3
+BEFORE_V4 = "13b38cc"  # the last commit whose code wrote schema v3
 
 
 def run_index(roots: list[Path], settings: Settings, model_dir: Path, **options):
