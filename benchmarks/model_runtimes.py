@@ -1,11 +1,14 @@
 """torch fp32 against OpenVINO fp32 and OpenVINO int8 for each inference path (video, image, text, ITM pairs),
 side by side in one run: every repetition times each runtime in turn (interleaved, so load from other processes
 falls on all three alike), medians reported with the speed-up over torch fp32 and the cosine to torch on held-out
-clips (demo-style clips rendered with another seed than the int8 calibration's). `benchmarks/model.py --runtimes`."""
+clips: synthetic videos of another seed than the int8 calibration's, written to files by ffmpeg and decoded back
+exactly as indexing decodes them (codec artefacts included). int8 is calibrated as indexing calibrates it (the
+demo-style clips of indexer.synthetic.calibration). `benchmarks/model.py --runtimes`."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import statistics
 import tempfile
@@ -16,11 +19,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from indexer.media.decode import decode
+from indexer.media.request import model_request
 from indexer.synthetic.calibration import calibration_clips
+from indexer.synthetic.generate import generate
 from mplug2.bundle import ModelBundle, load_model_bundle
 
 VARIANTS = (("torch", "fp32"), ("openvino", "fp32"), ("openvino", "int8"))
 CAPTIONS = ["a red circle moves left on a grey background", "two squares", "a small blue triangle grows"] * 3
+
+
+def decoded_clips(config, count: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """uint8 clips [count, T, S, S, 3] decoded from synthetic test videos of `seed` (ffmpeg-encoded files), with
+    their captions."""
+    with tempfile.TemporaryDirectory(prefix="runtime-held-out-") as folder:
+        generate(folder, seed=seed, train_videos=0, train_images=0, test_videos=count, test_images=0)
+        annotations = (Path(folder) / "annotations" / "test_videos.jsonl").read_text().splitlines()
+        rows = [json.loads(line) for line in annotations]
+        requests = [model_request(config, str(Path(folder) / row["video"]), "video") for row in rows]
+        clips = [decode(request).spans[0].frames for request in requests]
+    return np.stack(clips), [row["caption"] for row in rows]
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -54,7 +72,7 @@ def compare_runtimes(name: str, repeats: int, cache_root: Path | None = None) ->
     torch.manual_seed(0)
     base = load_model_bundle(name, device="cpu")
     frames = base.config.preprocess.num_frames
-    held_clips, held_captions = calibration_clips(frames, count=len(CAPTIONS), seed=1)
+    held_clips, held_captions = decoded_clips(base.config, count=len(CAPTIONS), seed=1)
     cache_root = cache_root or Path(tempfile.mkdtemp(prefix="runtime-bench-"))
     bundles, export_s = {}, {}
     for runtime, precision in VARIANTS:
@@ -65,7 +83,7 @@ def compare_runtimes(name: str, repeats: int, cache_root: Path | None = None) ->
                 runtime,
                 precision,
                 cache_root=cache_root,
-                calibration=lambda: calibration_clips(frames, count=16, seed=0),
+                calibration=lambda: calibration_clips(frames),
                 prepare=("video", "image", "text", "itm"),
             )
             if fallback:
