@@ -3,9 +3,10 @@
 `make_runner(model, runtime, precision, ...)` returns what serves the calls MPLUG2Retrieval answers: the model itself
 (torch) or an OpenVinoRunner (fp32, or int8 quantised post-training with NNCF on real clips). `auto` picks by what
 was measured on CPUs: torch for fp32 (OpenVINO fp32 was 0.92-1.21x torch per path at mplug2-base, ONNX Runtime
-slower) and on a GPU, OpenVINO for int8 (3.2-3.8x torch fp32 per path at mplug2-base: benchmarks/model.py --runtimes). A runtime that cannot serve (not installed,
-an export that fails, a CPU it does not support, an int8 graph that drifts too far) gives a one-line warning and
-torch fp32 instead: `RunnerChoice` says what actually runs, so an archive records the truth.
+slower) and on a GPU, OpenVINO for int8 (3.2-3.8x torch fp32 per path at mplug2-base: benchmarks/model.py
+--runtimes). A runtime that cannot serve (not installed, an export that fails, a CPU it does not support, an int8
+graph that drifts too far) gives a one-line warning and torch fp32 instead: `RunnerChoice` says what actually runs,
+so an archive records the truth.
 """
 
 from __future__ import annotations
