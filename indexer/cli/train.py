@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from indexer.cli import cli
-from mplug2.train.config import TrainConfig
+from mplug2.train.config import ITMStageConfig, TrainConfig
 
 
 @cli.command()
@@ -70,6 +70,21 @@ from mplug2.train.config import TrainConfig
     "at a constant guess).",
 )
 @click.option(
+    "--itm-mined-negatives",
+    type=click.FloatRange(0, 1),
+    default=ITMStageConfig.mined_negatives,
+    show_default=True,
+    help="--stage itm: share of ITM negatives drawn from each caption's (and item's) ITC nearest neighbours across "
+    "the whole set, the candidates a re-ranker meets, instead of from the batch.",
+)
+@click.option(
+    "--itm-mine-top-k",
+    type=click.IntRange(min=1),
+    default=ITMStageConfig.mine_top_k,
+    show_default=True,
+    help="--stage itm: how many ITC neighbours --itm-mined-negatives draws from.",
+)
+@click.option(
     "--caption-negatives",
     type=click.FloatRange(0, 1),
     default=TrainConfig.caption_negatives,
@@ -112,7 +127,8 @@ from mplug2.train.config import TrainConfig
     default="joint",
     show_default=True,
     help="joint: every weight, ITC + ITM. itm: the fusion encoder and ITM head only, encoders frozen and their "
-    "outputs cached (a fast second stage; --max-steps, --time-limit, --batch-size and --lr apply).",
+    "outputs cached (a fast second stage; --max-steps, --time-limit, --batch-size, --lr, --itm-* and "
+    "--caption-negatives apply; --reversed-twins > 0 gives every direction video its twin).",
 )
 @click.option(
     "--frame-cache",
@@ -137,6 +153,8 @@ def train(
     reversed_twins: float,
     direction_phrases: Path | None,
     itm_random_negatives: float,
+    itm_mined_negatives: float,
+    itm_mine_top_k: int,
     caption_negatives: float,
     attribute_words: Path | None,
     separation_margin: float,
@@ -183,20 +201,19 @@ def train(
     )
     click.echo(f"{len(dataset)} captioned samples from {len(items)} items ({len(dataset.failed)} could not be read)")
     if stage == "itm":
-        _itm_stage(
-            model,
-            tokenizer,
-            dataset,
-            vocab,
-            out_dir,
-            batch_size,
-            lr,
-            max_steps,
-            time_limit,
-            seed,
-            fp16_weights,
-            itm_random_negatives,
+        config = ITMStageConfig(
+            max_steps=max_steps or ITMStageConfig.max_steps,
+            batch_size=batch_size,
+            lr=lr,
+            time_limit_s=time_limit * 60 if time_limit else None,
+            seed=seed,
+            random_negatives=itm_random_negatives,
+            mined_negatives=itm_mined_negatives,
+            mine_top_k=itm_mine_top_k,
+            caption_negatives=caption_negatives,
         )
+        twins = swapper if reversed_twins > 0 else None
+        _itm_stage(model, tokenizer, dataset, vocab, out_dir, config, fp16_weights, attributes, twins)
         return
     config = TrainConfig(
         epochs=epochs,
@@ -233,29 +250,23 @@ def train(
     click.echo(f"trained {result.steps} steps in {result.seconds / 60:.1f} min (last loss {last:.3f}); model: {folder}")
 
 
-def _itm_stage(
-    model, tokenizer, dataset, vocab, out_dir, batch_size, lr, max_steps, time_limit, seed, fp16, random_negatives
-) -> None:
+def _itm_stage(model, tokenizer, dataset, vocab, out_dir, config, fp16, attributes, directions) -> None:
     import time
 
     import numpy as np
     import torch
 
     from mplug2 import save_model_folder
-    from mplug2.train.itm_stage import ITMStageConfig, encode_set, train_itm_stage
+    from mplug2.train.itm_stage import encode_set, train_itm_stage
 
     started = time.monotonic()
-    encoded = encode_set(model, tokenizer, dataset, len(dataset), seed=seed)
-    click.echo(f"encoded {len(dataset)} samples with the frozen encoders in {time.monotonic() - started:.0f} s")
-    remaining = time_limit * 60 - (time.monotonic() - started) if time_limit else None
-    config = ITMStageConfig(
-        max_steps=max_steps or 4000,
-        batch_size=batch_size,
-        lr=lr,
-        time_limit_s=remaining,
-        seed=seed,
-        random_negatives=random_negatives,
+    attributes = attributes if config.caption_negatives > 0 else None
+    encoded = encode_set(
+        model, tokenizer, dataset, len(dataset), seed=config.seed, attributes=attributes, directions=directions
     )
+    click.echo(f"encoded {len(dataset)} samples with the frozen encoders in {time.monotonic() - started:.0f} s")
+    if config.time_limit_s is not None:  # the limit covers the encoding too
+        config.time_limit_s -= time.monotonic() - started
     losses = train_itm_stage(model, encoded, dataset, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "itm_log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in losses))

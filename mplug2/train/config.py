@@ -37,3 +37,22 @@ class TrainConfig:
     max_steps: int | None = None
     time_limit_s: float | None = None  # stop (and checkpoint) once exceeded
     grad_clip: float = 5.0
+
+
+@dataclass
+class ITMStageConfig:
+    """Settings of the ITM stage (mplug2/train/itm_stage.py): fusion encoder and ITM head on frozen encoders."""
+
+    max_steps: int = 4000
+    batch_size: int = 64
+    lr: float = 5e-4
+    min_lr: float = 1e-6
+    warmup_steps: int = 100
+    weight_decay: float = 0.02
+    time_limit_s: float | None = None
+    seed: int = 0
+    log_every: int = 50
+    random_negatives: float = 0.0  # share of negatives drawn uniformly instead of by ITC similarity
+    mined_negatives: float = 0.0  # share of negatives drawn from the ITC top `mine_top_k` across the whole set
+    mine_top_k: int = 16
+    caption_negatives: float = 0.0  # share of samples paired with their caption, one attribute swapped, as a negative

@@ -5,6 +5,12 @@ has learnt, and each joint step spends most of its time in the encoders. With th
 (visual tokens, text tokens, ITC vectors) are computed once; a step then runs only the fusion layers, many times
 faster, on hard negatives drawn from the now-meaningful ITC similarities (as in the joint stage). The encoders, and
 so every indexed vector, stay exactly as they were.
+
+What the re-ranker must learn is narrower than matching: at search time it only ever sees ITC's top k, items that
+ITC already finds alike. So besides the in-batch negatives, the stage can draw them where re-ranking will meet them
+(`mined_negatives`: from each caption's nearest items, and each item's nearest captions, across the whole set), and
+from what ITC is weakest at: a caption with one attribute swapped (`caption_negatives`) and a direction video played
+backwards (`reversed_twins`, a positive for the swapped caption and a negative for its own).
 """
 
 from __future__ import annotations
@@ -19,25 +25,31 @@ import torch
 
 from mplug2.model import MPLUG2Retrieval
 from mplug2.tokenizer import Tokenizer
-from mplug2.train.data import TrainingSet
+from mplug2.train.caption_negatives import AttributeSwapper
+from mplug2.train.config import ITMStageConfig
+from mplug2.train.data import Sample, TrainingSet
 from mplug2.train.losses import itm_loss, sample_hard_negatives
+from mplug2.train.twins import PhraseSwapper
 from mplug2.transforms import to_model_input
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class ITMStageConfig:
-    max_steps: int = 4000
-    batch_size: int = 64
-    lr: float = 5e-4
-    min_lr: float = 1e-6
-    warmup_steps: int = 100
-    weight_decay: float = 0.02
-    time_limit_s: float | None = None
-    seed: int = 0
-    log_every: int = 50
-    random_negatives: float = 0.0  # share of negatives drawn uniformly instead of by ITC similarity
+class TextTokens:
+    tokens: torch.Tensor  # [N, L, C] float16
+    mask: torch.Tensor  # [N, L]
+
+
+@dataclass
+class Extras:
+    """Optional pairs beside the samples' own: one attribute-swapped caption per sample, reversed direction videos."""
+
+    swapped: TextTokens | None = None  # row per sample (a sample without attributes repeats its own caption)
+    has_swapped: torch.Tensor | None = None  # [samples] bool
+    twin_tokens: torch.Tensor | None = None  # [twins, N, C] float16: reversed frames of direction videos
+    twin_text: TextTokens | None = None  # [samples] the caption with its directions swapped (own caption if none)
+    twin_row: torch.Tensor | None = None  # [samples] row in twin_tokens, -1 for no twin
 
 
 @dataclass
@@ -52,6 +64,7 @@ class EncodedSet:
     text_feat: torch.Tensor  # [samples, E]
     item_ids: torch.Tensor  # [samples]
     kinds: list[str]
+    extras: Extras
 
 
 @torch.no_grad()
@@ -62,10 +75,13 @@ def encode_set(
     samples: int,
     batch_size: int = 64,
     seed: int = 0,
+    attributes: AttributeSwapper | None = None,
+    directions: PhraseSwapper | None = None,
 ) -> EncodedSet:
-    """Run the frozen encoders once over every sample (each item's frames once, with a seeded frame choice)."""
+    """Run the frozen encoders once over every sample (each item's frames once, with a seeded frame choice); with
+    `attributes`, also each sample's caption with one attribute swapped; with `directions`, each direction video
+    reversed and its caption with the directions swapped."""
     model.eval()
-    preprocess = model.config.preprocess
     loaded = [dataset.load(index, np.random.default_rng([seed, index])) for index in range(samples)]
     kinds = [sample.kind for sample in loaded]
     first_of_item: dict[int, int] = {}
@@ -74,34 +90,106 @@ def encode_set(
     visual_tokens, visual_feat, row_of_item = {}, {}, {}
     for kind in sorted(set(kinds)):
         owners = [index for item, index in first_of_item.items() if loaded[index].kind == kind]
-        tokens, feats = [], []
-        for start in range(0, len(owners), batch_size):
-            chunk = [loaded[i] for i in owners[start : start + batch_size]]
-            video = to_model_input(np.stack([s.frames for s in chunk]), model.config, kind)
-            output = model.encode_video(video)
-            tokens.append(output.tokens.half())
-            feats.append(output.feat)
-        visual_tokens[kind], visual_feat[kind] = torch.cat(tokens), torch.cat(feats)
+        visual_tokens[kind], visual_feat[kind] = _encode_visual(model, [loaded[i].frames for i in owners], kind)
         row_of_item.update({loaded[index].item_id: row for row, index in enumerate(owners)})
-    text_tokens, text_mask, text_feat = [], [], []
-    length = max(preprocess.text_max_length_video, preprocess.text_max_length_image)  # one length: one tensor
-    for start in range(0, samples, 256):
-        chunk = loaded[start : start + 256]
-        ids, mask = tokenizer([s.caption for s in chunk], length)
-        output = model.encode_text(ids, mask)
-        text_tokens.append(output.tokens.half())
-        text_mask.append(output.mask)
-        text_feat.append(output.feat)
+    captions = [sample.caption for sample in loaded]
+    text, text_feat = _encode_text(model, tokenizer, captions)
+    extras = Extras()
+    if attributes is not None:
+        rng = np.random.default_rng([seed, 1])
+        swapped = [attributes.negative(caption, rng) for caption in captions]
+        extras.has_swapped = torch.tensor([caption is not None for caption in swapped])
+        extras.swapped, _ = _encode_text(model, tokenizer, [s or c for s, c in zip(swapped, captions, strict=True)])
+    if directions is not None:
+        extras.twin_text, extras.twin_tokens, extras.twin_row = _encode_twins(model, tokenizer, loaded, directions)
     return EncodedSet(
         visual_tokens,
         visual_feat,
         [row_of_item[sample.item_id] for sample in loaded],
-        torch.cat(text_tokens),
-        torch.cat(text_mask),
-        torch.cat(text_feat),
+        text.tokens,
+        text.mask,
+        text_feat,
         torch.tensor([sample.item_id for sample in loaded]),
         kinds,
+        extras,
     )
+
+
+def _encode_visual(
+    model: MPLUG2Retrieval, frames: list[np.ndarray], kind: str, batch_size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    tokens, feats = [], []
+    for start in range(0, len(frames), batch_size):
+        video = to_model_input(np.stack(frames[start : start + batch_size]), model.config, kind)
+        output = model.encode_video(video)
+        tokens.append(output.tokens.half())
+        feats.append(output.feat)
+    if not tokens:
+        return torch.zeros(0), torch.zeros(0)
+    return torch.cat(tokens), torch.cat(feats)
+
+
+def _encode_text(model: MPLUG2Retrieval, tokenizer: Tokenizer, captions: list[str]) -> tuple[TextTokens, torch.Tensor]:
+    preprocess = model.config.preprocess
+    length = max(preprocess.text_max_length_video, preprocess.text_max_length_image)  # one length: one tensor
+    tokens, masks, feats = [], [], []
+    for start in range(0, len(captions), 256):
+        ids, mask = tokenizer(captions[start : start + 256], length)
+        output = model.encode_text(ids, mask)
+        tokens.append(output.tokens.half())
+        masks.append(output.mask)
+        feats.append(output.feat)
+    return TextTokens(torch.cat(tokens), torch.cat(masks)), torch.cat(feats)
+
+
+def _encode_twins(
+    model: MPLUG2Retrieval, tokenizer: Tokenizer, loaded: list[Sample], directions: PhraseSwapper
+) -> tuple[TextTokens, torch.Tensor, torch.Tensor]:
+    """Each video sample whose caption names a direction: its frames reversed (encoded once per item) and its
+    caption with the directions swapped."""
+    twin_captions = [
+        directions.swap(sample.caption) if sample.kind == "video" and len(sample.frames) > 1 else None
+        for sample in loaded
+    ]
+    row_of_item: dict[int, int] = {}
+    reversed_frames = []
+    for sample, caption in zip(loaded, twin_captions, strict=True):
+        if caption is not None and sample.item_id not in row_of_item:
+            row_of_item[sample.item_id] = len(reversed_frames)
+            reversed_frames.append(np.ascontiguousarray(sample.frames[::-1]))
+    tokens, _ = _encode_visual(model, reversed_frames, "video")
+    text, _ = _encode_text(model, tokenizer, [c or s.caption for c, s in zip(twin_captions, loaded, strict=True)])
+    rows = [row_of_item[s.item_id] if c is not None else -1 for c, s in zip(twin_captions, loaded, strict=True)]
+    return text, tokens, torch.tensor(rows)
+
+
+def mine_neighbours(encoded: EncodedSet, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """By ITC over the whole set, within each kind: for each sample, the rows (in its kind's visual tensors) of the
+    `top_k` items nearest its caption, and the `top_k` captions (sample indices) nearest its item; never its own
+    item's. These are the candidates a re-ranker meets at search time. Returns two [samples, K] tensors (a kind with
+    too few items repeats its nearest)."""
+    samples = len(encoded.kinds)
+    nearest_items = torch.zeros(samples, top_k, dtype=torch.long)
+    nearest_texts = torch.arange(samples)[:, None].repeat(1, top_k)
+    visual_row = torch.tensor(encoded.visual_row)
+    for kind in sorted(set(encoded.kinds)):
+        members = torch.tensor([i for i, k in enumerate(encoded.kinds) if k == kind])
+        member_items, rows = encoded.item_ids[members], visual_row[members]
+        row_item = torch.empty(len(encoded.visual_feat[kind]), dtype=torch.long)
+        row_item[rows] = member_items
+        text_to_item = encoded.text_feat[members] @ encoded.visual_feat[kind].T
+        same = member_items[:, None] == member_items[None, :]
+        k_items, k_texts = min(top_k, len(row_item) - 1), min(top_k, int((~same).sum(dim=1).min()))
+        if k_items <= 0 or k_texts <= 0:
+            continue  # one item of this kind: no negative to mine
+        own = member_items[:, None] == row_item[None, :]
+        nearest_items[members, :k_items] = text_to_item.masked_fill(own, -math.inf).topk(k_items, dim=1).indices
+        item_to_text = text_to_item.T[rows]  # [members, members]: each sample's item against every caption
+        nearest = item_to_text.masked_fill(same, -math.inf).topk(k_texts, dim=1).indices
+        nearest_texts[members, :k_texts] = members[nearest]
+        nearest_items[members, k_items:] = nearest_items[members, :1]
+        nearest_texts[members, k_texts:] = nearest_texts[members, :1]
+    return nearest_items, nearest_texts
 
 
 def fusion_parameters(model: MPLUG2Retrieval) -> list[torch.nn.Parameter]:
@@ -126,28 +214,14 @@ def train_itm_stage(
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    nearest = mine_neighbours(encoded, config.mine_top_k) if config.mined_negatives > 0 else None
     model.train()
     started, step, epoch, log_rows = time.monotonic(), 0, 0, []
-    temp = model.temp.detach()
     while step < config.max_steps:
         for batch in dataset.batches(epoch, config.batch_size, config.seed + 7919):
-            index = torch.tensor(batch)
-            kind = encoded.kinds[batch[0]]
-            rows = torch.tensor([encoded.visual_row[i] for i in batch])
-            visual_tokens = encoded.visual_tokens[kind][rows].float()
-            text_tokens, text_mask = encoded.text_tokens[index].float(), encoded.text_mask[index]
-            item_ids = encoded.item_ids[index]
-            sim = encoded.text_feat[index] @ encoded.visual_feat[kind][rows].T / temp  # [B, B] text -> visual
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-            share = config.random_negatives
-            negative_text = sample_hard_negatives(sim.T, item_ids, item_ids, generator, share)
-            negative_visual = sample_hard_negatives(sim, item_ids, item_ids, generator, share)
-            pair_text = torch.cat([text_tokens, text_tokens[negative_text], text_tokens])
-            pair_mask = torch.cat([text_mask, text_mask[negative_text], text_mask])
-            pair_visual = torch.cat([visual_tokens, visual_tokens, visual_tokens[negative_visual]])
-            size = len(batch)
-            labels = torch.cat([torch.ones(size), torch.zeros(2 * size)]).long()
-            loss = itm_loss(model.itm_logits(pair_text, pair_mask, pair_visual), labels)
+            texts, visuals, labels = _step_pairs(model, encoded, torch.tensor(batch), nearest, config, generator)
+            loss = itm_loss(model.itm_logits(texts.tokens.float(), texts.mask, visuals.float()), labels)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -163,3 +237,56 @@ def train_itm_stage(
         epoch += 1
     model.eval()
     return log_rows
+
+
+def _step_pairs(
+    model: MPLUG2Retrieval,
+    encoded: EncodedSet,
+    index: torch.Tensor,
+    nearest: tuple[torch.Tensor, torch.Tensor] | None,
+    config: ITMStageConfig,
+    generator: torch.Generator,
+) -> tuple[TextTokens, torch.Tensor, torch.Tensor]:
+    """One step's (text, visual tokens, label) pairs for the samples `index` (one kind): each positive, a negative
+    caption for its visual and a negative visual for its caption (in-batch by ITC, or mined), then the extras."""
+    kind = encoded.kinds[int(index[0])]
+    all_visual = encoded.visual_tokens[kind]
+    rows = torch.tensor(encoded.visual_row)[index]
+    item_ids = encoded.item_ids[index]
+    sim = encoded.text_feat[index] @ encoded.visual_feat[kind][rows].T / model.temp.detach()  # [B, B] text -> visual
+    share = config.random_negatives
+    negative_text = index[sample_hard_negatives(sim.T, item_ids, item_ids, generator, share)]
+    negative_rows = rows[sample_hard_negatives(sim, item_ids, item_ids, generator, share)]
+    if nearest is not None:
+        nearest_items, nearest_texts = nearest
+        size, top_k = len(index), nearest_items.shape[1]
+        pick = torch.randint(top_k, (size,), generator=generator)
+        mined = torch.rand(size, generator=generator) < config.mined_negatives
+        negative_rows = torch.where(mined, nearest_items[index, pick], negative_rows)
+        mined = torch.rand(size, generator=generator) < config.mined_negatives
+        negative_text = torch.where(mined, nearest_texts[index, pick], negative_text)
+    own_text = TextTokens(encoded.text_tokens, encoded.text_mask)
+    texts = [_rows(own_text, index), _rows(own_text, negative_text), _rows(own_text, index)]
+    visuals = [all_visual[rows], all_visual[rows], all_visual[negative_rows]]
+    labels = [torch.ones(len(index)), torch.zeros(2 * len(index))]
+    extras = encoded.extras
+    if extras.swapped is not None and config.caption_negatives > 0:
+        chosen = extras.has_swapped[index] & (torch.rand(len(index), generator=generator) < config.caption_negatives)
+        texts.append(_rows(extras.swapped, index[chosen]))
+        visuals.append(all_visual[rows[chosen]])
+        labels.append(torch.zeros(int(chosen.sum())))
+    if extras.twin_row is not None and kind == "video":
+        with_twin = extras.twin_row[index] >= 0
+        twin_visual = extras.twin_tokens[extras.twin_row[index[with_twin]]]
+        twin_text = _rows(extras.twin_text, index[with_twin])
+        # The reversed video matches the swapped caption only; each is a negative for its original's partner.
+        texts += [twin_text, _rows(own_text, index[with_twin]), twin_text]
+        visuals += [twin_visual, twin_visual, all_visual[rows[with_twin]]]
+        count = int(with_twin.sum())
+        labels += [torch.ones(count), torch.zeros(2 * count)]
+    joined = TextTokens(torch.cat([t.tokens for t in texts]), torch.cat([t.mask for t in texts]))
+    return joined, torch.cat(visuals), torch.cat(labels).long()
+
+
+def _rows(text: TextTokens, index: torch.Tensor) -> TextTokens:
+    return TextTokens(text.tokens[index], text.mask[index])

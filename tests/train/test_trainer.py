@@ -169,26 +169,54 @@ def test_a_killed_training_run_resumes_from_its_checkpoint(data: Path, tmp_path:
     assert log_steps[0] == saved + 1, "the rerun picked up where the checkpoint left off"
 
 
-@pytest.mark.parametrize("random_negatives", [0.0, 0.5], ids=["hard negatives", "the recipe's half random"])
-def test_itm_stage_trains_the_fusion_alone_and_its_loss_falls(
-    data: Path, tmp_path: Path, random_negatives: float
-) -> None:
-    from mplug2.train.itm_stage import ITMStageConfig, encode_set, fusion_parameters, train_itm_stage
+@pytest.mark.parametrize(
+    "negatives",
+    [{}, {"random_negatives": 0.5}, {"mined_negatives": 0.5, "mine_top_k": 4, "caption_negatives": 1.0}],
+    ids=["hard negatives", "the recipe's half random", "mined, caption negatives and reversed twins"],
+)
+def test_itm_stage_trains_the_fusion_alone_and_its_loss_falls(data: Path, tmp_path: Path, negatives: dict) -> None:
+    from mplug2.train.config import ITMStageConfig
+    from mplug2.train.itm_stage import encode_set, fusion_parameters, train_itm_stage
 
     trainer = make_trainer(data, tmp_path, max_steps=60)
     trainer.train(resume=False, progress=False)  # a little ITC first: the hard negatives need meaningful sims
     model, dataset = trainer.model, trainer.dataset
     frozen = {name: p.detach().clone() for name, p in model.named_parameters()}
     trainable = {id(p) for p in fusion_parameters(model)}
-    encoded = encode_set(model, trainer.tokenizer, dataset, len(dataset))
+    extras = "mined_negatives" in negatives
+    attributes = AttributeSwapper(attribute_word_groups()) if extras else None
+    directions = PhraseSwapper(direction_phrase_pairs()) if extras else None
+    encoded = encode_set(model, trainer.tokenizer, dataset, len(dataset), attributes=attributes, directions=directions)
     assert encoded.text_tokens.shape[0] == len(dataset) and set(encoded.visual_tokens) == {"video", "image"}
-    config = ITMStageConfig(max_steps=150, batch_size=8, lr=2e-3, random_negatives=random_negatives)
+    if extras:
+        assert encoded.extras.has_swapped.any() and (encoded.extras.twin_row >= 0).any()
+    config = ITMStageConfig(max_steps=150, batch_size=8, lr=2e-3, **negatives)
     losses = train_itm_stage(model, encoded, dataset, config)
     first = np.mean([row["itm"] for row in losses[:15]])
     last = np.mean([row["itm"] for row in losses[-15:]])
     assert last < first - 0.025, (first, last)  # from the class prior (0.637) down: it learns to match
     assert any(not torch.equal(p, frozen[n]) for n, p in model.named_parameters() if id(p) in trainable)
     assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if id(p) not in trainable)
+
+
+def test_mined_negatives_are_the_nearest_other_items_by_itc(data: Path, tmp_path: Path) -> None:
+    from mplug2.train.itm_stage import encode_set, mine_neighbours
+
+    trainer = make_trainer(data, tmp_path, max_steps=1)
+    encoded = encode_set(trainer.model, trainer.tokenizer, trainer.dataset, len(trainer.dataset))
+    nearest_items, nearest_texts = mine_neighbours(encoded, top_k=3)
+    for sample, kind in enumerate(encoded.kinds):
+        members = [i for i, k in enumerate(encoded.kinds) if k == kind]
+        item_of_row = {encoded.visual_row[i]: int(encoded.item_ids[i]) for i in members}
+        own = int(encoded.item_ids[sample])
+        others = [row for row, item in item_of_row.items() if item != own]
+        by_itc = sorted(others, key=lambda row: -float(encoded.text_feat[sample] @ encoded.visual_feat[kind][row]))
+        assert nearest_items[sample].tolist() == by_itc[:3]
+        texts = nearest_texts[sample].tolist()
+        assert all(encoded.kinds[t] == kind and int(encoded.item_ids[t]) != own for t in texts)
+        visual = encoded.visual_feat[kind][encoded.visual_row[sample]]
+        best_other = max(float(encoded.text_feat[t] @ visual) for t in members if int(encoded.item_ids[t]) != own)
+        assert float(encoded.text_feat[texts[0]] @ visual) == pytest.approx(best_other, abs=1e-6)
 
 
 def test_separation_pulls_apart_what_itc_cannot_start_on(data: Path, tmp_path: Path) -> None:
