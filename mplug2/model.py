@@ -23,6 +23,12 @@ from mplug2.text_encoder import TextEncoder
 from mplug2.video_encoder import VisualEncoder
 
 
+def calibrated_score(cosine, itm_logits, temperature):  # numpy arrays or torch tensors alike
+    """The engine's final score of a re-ranked pair: the ITC logit `cosine / τ` plus the ITM head's log-odds that
+    the pair matches, two log-scale quantities of one kind. itm_logits [..., 2] (no-match, match)."""
+    return cosine / temperature + (itm_logits[..., 1] - itm_logits[..., 0])
+
+
 @dataclass
 class VisualOutput:
     tokens: torch.Tensor  # [B, 1 + T*HW, hidden]: what the fusion encoder reads

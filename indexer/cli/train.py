@@ -85,6 +85,21 @@ from mplug2.train.config import ITMStageConfig, TrainConfig
     help="--stage itm: how many ITC neighbours --itm-mined-negatives draws from.",
 )
 @click.option(
+    "--itm-rank-weight",
+    type=click.FloatRange(min=0),
+    default=ITMStageConfig.rank_weight,
+    show_default=True,
+    help="--stage itm: weight of a listwise loss that ranks each caption's own item first among its ITC neighbours "
+    "by the engine's final score (ITC logit + ITM log-odds): what re-ranking asks of the ITM head.",
+)
+@click.option(
+    "--itm-rank-candidates",
+    type=click.IntRange(min=2),
+    default=ITMStageConfig.rank_candidates,
+    show_default=True,
+    help="--stage itm: candidates per caption in --itm-rank-weight's ranking (its own item and its nearest others).",
+)
+@click.option(
     "--caption-negatives",
     type=click.FloatRange(0, 1),
     default=TrainConfig.caption_negatives,
@@ -155,6 +170,8 @@ def train(
     itm_random_negatives: float,
     itm_mined_negatives: float,
     itm_mine_top_k: int,
+    itm_rank_weight: float,
+    itm_rank_candidates: int,
     caption_negatives: float,
     attribute_words: Path | None,
     separation_margin: float,
@@ -210,6 +227,8 @@ def train(
             random_negatives=itm_random_negatives,
             mined_negatives=itm_mined_negatives,
             mine_top_k=itm_mine_top_k,
+            rank_weight=itm_rank_weight,
+            rank_candidates=itm_rank_candidates,
             caption_negatives=caption_negatives,
         )
         twins = swapper if reversed_twins > 0 else None

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.atomic import atomic_write_text
+from mplug2.model import calibrated_score
 
 SCORERS = ("calibrated", "official")
 ENGINE_SCORER = "calibrated"
@@ -33,11 +34,10 @@ def final_scores(
     scorer: str, cosine: np.ndarray, itm_logits: np.ndarray, is_video: np.ndarray | bool, temperature: float
 ) -> np.ndarray:
     """Final scores of re-ranked pairs. cosine [...]; itm_logits [..., 2] (no-match, match); is_video broadcasts."""
-    match, no_match = itm_logits[..., 1], itm_logits[..., 0]
     if scorer == "calibrated":
-        return cosine / temperature + (match - no_match)
+        return calibrated_score(cosine, itm_logits, temperature)
     if scorer == "official":
-        return match + np.where(is_video, cosine, 0.0)
+        return itm_logits[..., 1] + np.where(is_video, cosine, 0.0)
     raise ValueError(f"unknown scorer {scorer!r}: one of {', '.join(SCORERS)}")
 
 

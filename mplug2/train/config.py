@@ -56,3 +56,7 @@ class ITMStageConfig:
     mined_negatives: float = 0.0  # share of negatives drawn from the ITC top `mine_top_k` across the whole set
     mine_top_k: int = 16
     caption_negatives: float = 0.0  # share of samples paired with their caption, one attribute swapped, as a negative
+    # > 0: also a listwise loss, weighted so, that ranks each caption's own item first among `rank_candidates` - 1 of
+    # its mined ITC neighbours (its reversed twin among them) by the engine's final score, ITC logit + ITM log-odds
+    rank_weight: float = 0.0
+    rank_candidates: int = 8

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mplug2.model import MPLUG2Retrieval
+from mplug2.model import MPLUG2Retrieval, calibrated_score
 from mplug2.tokenizer import Tokenizer
 from mplug2.train.caption_negatives import AttributeSwapper
 from mplug2.train.config import ITMStageConfig
@@ -48,6 +48,7 @@ class Extras:
     swapped: TextTokens | None = None  # row per sample (a sample without attributes repeats its own caption)
     has_swapped: torch.Tensor | None = None  # [samples] bool
     twin_tokens: torch.Tensor | None = None  # [twins, N, C] float16: reversed frames of direction videos
+    twin_feat: torch.Tensor | None = None  # [twins, E]: their ITC vectors
     twin_text: TextTokens | None = None  # [samples] the caption with its directions swapped (own caption if none)
     twin_row: torch.Tensor | None = None  # [samples] row in twin_tokens, -1 for no twin
 
@@ -101,7 +102,9 @@ def encode_set(
         extras.has_swapped = torch.tensor([caption is not None for caption in swapped])
         extras.swapped, _ = _encode_text(model, tokenizer, [s or c for s, c in zip(swapped, captions, strict=True)])
     if directions is not None:
-        extras.twin_text, extras.twin_tokens, extras.twin_row = _encode_twins(model, tokenizer, loaded, directions)
+        extras.twin_text, extras.twin_tokens, extras.twin_feat, extras.twin_row = _encode_twins(
+            model, tokenizer, loaded, directions
+        )
     return EncodedSet(
         visual_tokens,
         visual_feat,
@@ -144,7 +147,7 @@ def _encode_text(model: MPLUG2Retrieval, tokenizer: Tokenizer, captions: list[st
 
 def _encode_twins(
     model: MPLUG2Retrieval, tokenizer: Tokenizer, loaded: list[Sample], directions: PhraseSwapper
-) -> tuple[TextTokens, torch.Tensor, torch.Tensor]:
+) -> tuple[TextTokens, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each video sample whose caption names a direction: its frames reversed (encoded once per item) and its
     caption with the directions swapped."""
     twin_captions = [
@@ -157,10 +160,10 @@ def _encode_twins(
         if caption is not None and sample.item_id not in row_of_item:
             row_of_item[sample.item_id] = len(reversed_frames)
             reversed_frames.append(np.ascontiguousarray(sample.frames[::-1]))
-    tokens, _ = _encode_visual(model, reversed_frames, "video")
+    tokens, feats = _encode_visual(model, reversed_frames, "video")
     text, _ = _encode_text(model, tokenizer, [c or s.caption for c, s in zip(twin_captions, loaded, strict=True)])
     rows = [row_of_item[s.item_id] if c is not None else -1 for c, s in zip(twin_captions, loaded, strict=True)]
-    return text, tokens, torch.tensor(rows)
+    return text, tokens, feats, torch.tensor(rows)
 
 
 def mine_neighbours(encoded: EncodedSet, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,7 +217,8 @@ def train_itm_stage(
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    nearest = mine_neighbours(encoded, config.mine_top_k) if config.mined_negatives > 0 else None
+    mining = config.mined_negatives > 0 or config.rank_weight > 0
+    nearest = mine_neighbours(encoded, config.mine_top_k) if mining else None
     model.train()
     started, step, epoch, log_rows = time.monotonic(), 0, 0, []
     while step < config.max_steps:
@@ -222,12 +226,16 @@ def train_itm_stage(
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
             texts, visuals, labels = _step_pairs(model, encoded, torch.tensor(batch), nearest, config, generator)
             loss = itm_loss(model.itm_logits(texts.tokens.float(), texts.mask, visuals.float()), labels)
+            row = {"step": step + 1, "itm": loss.item()}
+            if config.rank_weight > 0:
+                rank = _rank_loss(model, encoded, torch.tensor(batch), nearest, config)
+                loss, row["rank"] = loss + config.rank_weight * rank, rank.item()
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             step += 1
-            log_rows.append({"step": step, "itm": loss.item(), "lr": scheduler.get_last_lr()[0]})
+            log_rows.append({**row, "lr": scheduler.get_last_lr()[0]})
             if step % config.log_every == 0:
                 log.info("itm stage step %d: loss %.4f", step, loss.item())
             out_of_time = config.time_limit_s is not None and time.monotonic() - started > config.time_limit_s
@@ -286,6 +294,38 @@ def _step_pairs(
         labels += [torch.ones(count), torch.zeros(2 * count)]
     joined = TextTokens(torch.cat([t.tokens for t in texts]), torch.cat([t.mask for t in texts]))
     return joined, torch.cat(visuals), torch.cat(labels).long()
+
+
+def _rank_loss(
+    model: MPLUG2Retrieval,
+    encoded: EncodedSet,
+    index: torch.Tensor,
+    nearest: tuple[torch.Tensor, torch.Tensor],
+    config: ITMStageConfig,
+) -> torch.Tensor:
+    """Cross-entropy that ranks each caption's own item first among its nearest ITC neighbours (and, for a direction
+    caption, its reversed twin) by the engine's final score. Why: the binary ITM loss asks whether one pair matches;
+    re-ranking asks which of ITC's top candidates matches best, and its score adds the ITC logit, so what the ITM head
+    must learn is the correction ITC needs among exactly those candidates."""
+    kind = encoded.kinds[int(index[0])]
+    rows = torch.tensor(encoded.visual_row)[index]
+    others = nearest[0][index, : config.rank_candidates - 1]  # [B, C - 1], hardest first
+    candidate_tokens = torch.cat([rows[:, None], others], dim=1)
+    visual_feat = encoded.visual_feat[kind][candidate_tokens]  # [B, C, E]
+    visual_tokens = encoded.visual_tokens[kind][candidate_tokens]  # [B, C, N, D]
+    extras = encoded.extras
+    if extras.twin_row is not None and kind == "video":
+        twin = extras.twin_row[index]
+        with_twin = twin >= 0
+        visual_feat[with_twin, -1] = extras.twin_feat[twin[with_twin]]
+        visual_tokens[with_twin, -1] = extras.twin_tokens[twin[with_twin]]
+    size, count = candidate_tokens.shape
+    cosine = torch.einsum("be,bce->bc", encoded.text_feat[index], visual_feat)
+    text_tokens = encoded.text_tokens[index].float().repeat_interleave(count, dim=0)
+    text_mask = encoded.text_mask[index].repeat_interleave(count, dim=0)
+    logits = model.itm_logits(text_tokens, text_mask, visual_tokens.flatten(0, 1).float()).view(size, count, 2)
+    scores = calibrated_score(cosine, logits, model.temp.detach())
+    return torch.nn.functional.cross_entropy(scores, torch.zeros(size, dtype=torch.long))
 
 
 def _rows(text: TextTokens, index: torch.Tensor) -> TextTokens:
