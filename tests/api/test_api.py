@@ -208,11 +208,11 @@ def test_signed_urls_expire_and_cors_is_opt_in(indexed: Settings, tmp_path: Path
         assert (
             "access-control-allow-origin" not in http.get("/v1/health", headers={"Origin": "http://app.test"}).headers
         )
-    with running(indexed, tmp_path / "serve.log", TOKEN, "--url-ttl", "1", "--cors-origin", "http://app.test") as short:
+    with running(indexed, tmp_path / "serve.log", TOKEN, "--url-ttl", "5", "--cors-origin", "http://app.test") as short:
         url = search(short, query="a shape", k=1)["results"][0]["thumbnail_url"]
         with httpx.Client(timeout=60) as browser:
             assert browser.get(url).status_code == 200
-            time.sleep(2.1)
+            time.sleep(6.1)
             assert browser.get(url).status_code == 403
         with client(short) as http:
             answer = http.get("/v1/health", headers={"Origin": "http://app.test"})
@@ -267,3 +267,11 @@ def test_ids_and_expiries_are_ascii_digits_only() -> None:
     assert access.signature_ok("media", "7", query["expires"][0], query["signature"][0]) is True
     assert access.signature_ok("media", "³", query["expires"][0], query["signature"][0]) is False
     assert access.signature_ok("media", "7", "١" * 3, query["signature"][0]) is False
+
+
+def test_a_signed_url_lives_at_least_its_ttl() -> None:
+    from indexer.search.api.auth import Access
+
+    for now in (100.0, 100.01, 100.99):
+        expires = parse_qs(urlsplit(Access(token=None, url_ttl_s=1).signed("thumbnail", 3, now=now)).query)["expires"]
+        assert int(expires[0]) >= now + 1

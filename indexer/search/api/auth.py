@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ class Access:
 
     def signed(self, scope: str, clip_id: int, now: float | None = None) -> str:
         """`/v1/...` URL of `scope` ("media" or "thumbnail") for this clip, signed until now + the TTL."""
-        expires = int((time.time() if now is None else now) + self.url_ttl_s)
+        # Rounded up: truncating would cut up to a second off, the whole TTL at its minimum of 1 s.
+        expires = math.ceil((time.time() if now is None else now) + self.url_ttl_s)
         query = urlencode({"expires": expires, "signature": self._signature(scope, clip_id, expires)})
         path = f"/v1/media/{clip_id}" if scope == "media" else f"/v1/clips/{clip_id}/thumbnail"
         return f"{path}?{query}"
