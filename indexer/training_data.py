@@ -34,10 +34,14 @@ class AnnotatedItem:
     captions: tuple[str, ...]
     start: float = 0.0
     end: float | None = None
+    # What the captions describe, when the annotations say (the synthetic format's `attributes`), as one canonical
+    # JSON string: items of one kind with the same description answer each other's captions.
+    description: str | None = None
 
 
 def read_annotations(files: Sequence[str | Path]) -> list[AnnotatedItem]:
-    """jsonl (or a json list) rows `{"video"|"clip_name"|"image": path, "caption": str | [str], "start"?, "end"?}`."""
+    """jsonl (or a json list) rows `{"video"|"clip_name"|"image": path, "caption": str | [str], "start"?, "end"?,
+    "attributes"?: {name: value}}`."""
     items = []
     for file in files:
         text = Path(file).read_text()
@@ -52,7 +56,10 @@ def read_annotations(files: Sequence[str | Path]) -> list[AnnotatedItem]:
                 raise ValueError(f"{file}, row {number}: needs `video` (or `clip_name`/`image`) and `caption`")
             captions = row["caption"] if isinstance(row["caption"], list) else [row["caption"]]
             kind = "image" if "image" in row else "video"
-            items.append(AnnotatedItem(path, kind, tuple(captions), float(row.get("start", 0.0)), row.get("end")))
+            attributes = row.get("attributes")
+            description = json.dumps(attributes, sort_keys=True) if isinstance(attributes, dict) else None
+            start, end = float(row.get("start", 0.0)), row.get("end")
+            items.append(AnnotatedItem(path, kind, tuple(captions), start, end, description))
     return items
 
 
@@ -92,6 +99,15 @@ class FrameCache:
     def _flush(self) -> None:
         self.frames.flush()
         atomic_write_numpy(self._done_path, self.done)
+
+
+def _match_ids(items: list[AnnotatedItem]) -> list[int]:
+    """Per item, the index of the first item of its kind with the same description (itself when it has none)."""
+    first: dict[tuple[str, str], int] = {}
+    return [
+        index if item.description is None else first.setdefault((item.kind, item.description), index)
+        for index, item in enumerate(items)
+    ]
 
 
 def _fingerprint(items: list[AnnotatedItem], kind: str, interpolation: str) -> str:
@@ -149,6 +165,7 @@ class CaptionedMedia:
         ]
         self.kinds = [items[index].kind for index, _ in self.samples]
         self.failed = errors
+        self.match_of_item = _match_ids(items)
 
     def _usable(self, index: int) -> bool:
         return self.caches[self.items[index].kind].done[self.rows[index]] == 1
@@ -177,4 +194,4 @@ class CaptionedMedia:
             frames = np.asarray(cached[picks])
         else:
             frames = np.asarray(cached[:1])
-        return Sample(frames, item.captions[caption], item_index, item.kind)
+        return Sample(frames, item.captions[caption], item_index, item.kind, self.match_of_item[item_index])

@@ -64,6 +64,7 @@ class EncodedSet:
     text_mask: torch.Tensor  # [samples, L]
     text_feat: torch.Tensor  # [samples, E]
     item_ids: torch.Tensor  # [samples]
+    match_ids: torch.Tensor  # [samples]: `Sample.match`, which decides positives
     kinds: list[str]
     extras: Extras
 
@@ -113,6 +114,7 @@ def encode_set(
         text.mask,
         text_feat,
         torch.tensor([sample.item_id for sample in loaded]),
+        torch.tensor([sample.match for sample in loaded]),
         kinds,
         extras,
     )
@@ -169,23 +171,23 @@ def _encode_twins(
 def mine_neighbours(encoded: EncodedSet, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """By ITC over the whole set, within each kind: for each sample, the rows (in its kind's visual tensors) of the
     `top_k` items nearest its caption, and the `top_k` captions (sample indices) nearest its item; never its own
-    item's. These are the candidates a re-ranker meets at search time. Returns two [samples, K] tensors (a kind with
-    too few items repeats its nearest)."""
+    item's, nor those of an item that matches it (`match_ids`). These are the candidates a re-ranker meets at search
+    time. Returns two [samples, K] tensors (a kind with too few items repeats its nearest)."""
     samples = len(encoded.kinds)
     nearest_items = torch.zeros(samples, top_k, dtype=torch.long)
     nearest_texts = torch.arange(samples)[:, None].repeat(1, top_k)
     visual_row = torch.tensor(encoded.visual_row)
     for kind in sorted(set(encoded.kinds)):
         members = torch.tensor([i for i, k in enumerate(encoded.kinds) if k == kind])
-        member_items, rows = encoded.item_ids[members], visual_row[members]
-        row_item = torch.empty(len(encoded.visual_feat[kind]), dtype=torch.long)
-        row_item[rows] = member_items
+        member_matches, rows = encoded.match_ids[members], visual_row[members]
+        row_match = torch.empty(len(encoded.visual_feat[kind]), dtype=torch.long)
+        row_match[rows] = member_matches
         text_to_item = encoded.text_feat[members] @ encoded.visual_feat[kind].T
-        same = member_items[:, None] == member_items[None, :]
-        k_items, k_texts = min(top_k, len(row_item) - 1), min(top_k, int((~same).sum(dim=1).min()))
+        same = member_matches[:, None] == member_matches[None, :]
+        own = member_matches[:, None] == row_match[None, :]
+        k_items, k_texts = min(top_k, int((~own).sum(dim=1).min())), min(top_k, int((~same).sum(dim=1).min()))
         if k_items <= 0 or k_texts <= 0:
-            continue  # one item of this kind: no negative to mine
-        own = member_items[:, None] == row_item[None, :]
+            continue  # every item of this kind matches the others: no negative to mine
         nearest_items[members, :k_items] = text_to_item.masked_fill(own, -math.inf).topk(k_items, dim=1).indices
         item_to_text = text_to_item.T[rows]  # [members, members]: each sample's item against every caption
         nearest = item_to_text.masked_fill(same, -math.inf).topk(k_texts, dim=1).indices
@@ -260,11 +262,11 @@ def _step_pairs(
     kind = encoded.kinds[int(index[0])]
     all_visual = encoded.visual_tokens[kind]
     rows = torch.tensor(encoded.visual_row)[index]
-    item_ids = encoded.item_ids[index]
+    match_ids = encoded.match_ids[index]
     sim = encoded.text_feat[index] @ encoded.visual_feat[kind][rows].T / model.temp.detach()  # [B, B] text -> visual
     share = config.random_negatives
-    negative_text = index[sample_hard_negatives(sim.T, item_ids, item_ids, generator, share)]
-    negative_rows = rows[sample_hard_negatives(sim, item_ids, item_ids, generator, share)]
+    negative_text = index[sample_hard_negatives(sim.T, match_ids, match_ids, generator, share)]
+    negative_rows = rows[sample_hard_negatives(sim, match_ids, match_ids, generator, share)]
     if nearest is not None:
         nearest_items, nearest_texts = nearest
         size, top_k = len(index), nearest_items.shape[1]

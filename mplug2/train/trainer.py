@@ -174,17 +174,20 @@ class Trainer:
         ids, mask = self.tokenizer(captions, length)
         return ids.to(self.device), mask.to(self.device)
 
-    def _inputs(self, samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _inputs(self, samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         kind = samples[0].kind
         frames = np.stack([sample.frames for sample in samples])  # [B, T, H, W, 3]
         video = to_model_input(frames, self.model.config, kind).to(self.device)  # [B, T, 3, S, S]
         ids, mask = self._tokenize([sample.caption for sample in samples], kind)
-        item_ids = torch.tensor([sample.item_id for sample in samples], device=self.device)
-        return video, ids, mask, item_ids
+        return video, ids, mask
 
     def batch_loss(self, samples: list[Sample], generator: torch.Generator) -> tuple[torch.Tensor, dict]:
         model, config = self.model, self.config
-        video, ids, mask, item_ids = self._inputs(samples)
+        video, ids, mask = self._inputs(samples)
+        # Positives and negatives by match id (an item's captions, and items of identical description); the
+        # separation hinge pairs each twin with its own original, by item id.
+        match_ids = torch.tensor([sample.match for sample in samples], device=self.device)
+        item_ids = torch.tensor([sample.item_id for sample in samples], device=self.device)
         visual = model.encode_video(video)
         text = model.encode_text(ids, mask)
         with torch.no_grad():
@@ -200,20 +203,20 @@ class Trainer:
                 keys = {
                     "visual_keys": visual_keys,
                     "text_keys": text_keys,
-                    "key_ids": torch.cat([item_ids, queued_ids]),
+                    "key_ids": torch.cat([match_ids, queued_ids]),
                     "distill_v2t": visual_m @ text_keys.T / model.temp,
                     "distill_t2v": text_m @ visual_keys.T / model.temp,
                     "alpha": self.distill_alpha(),
                 }
-            self._pending_queue = (visual_m, text_m, item_ids)
+            self._pending_queue = (visual_m, text_m, match_ids)
         swapped, owners = self._caption_negatives(samples, generator)
         if swapped is not None:
             keys["negative_text"] = swapped.feat
-        loss_itc, sim_v2t, sim_t2v = itc_loss(visual.feat, text.feat, model.temp, item_ids, **keys)
+        loss_itc, sim_v2t, sim_t2v = itc_loss(visual.feat, text.feat, model.temp, match_ids, **keys)
         batch = len(samples)
         share = config.itm_random_negatives
-        negative_text = sample_hard_negatives(sim_v2t[:, :batch], item_ids, item_ids, generator, share)
-        negative_visual = sample_hard_negatives(sim_t2v[:, :batch], item_ids, item_ids, generator, share)
+        negative_text = sample_hard_negatives(sim_v2t[:, :batch], match_ids, match_ids, generator, share)
+        negative_visual = sample_hard_negatives(sim_t2v[:, :batch], match_ids, match_ids, generator, share)
         # Pairs: matched (label 1); each visual with a hard negative text; each text with a hard negative visual;
         # with caption negatives, each of their owners' visuals with its one-attribute-changed caption.
         text_tokens = [text.tokens, text.tokens[negative_text], text.tokens]
@@ -302,20 +305,21 @@ class Trainer:
         if config.hard_batches == 0 or epoch == 0:
             return self.dataset.batches(epoch, config.batch_size, config.seed)
         if self.mined is None or self.mined[0] != epoch:
-            features, item_ids = self._visual_features()
+            features, match_ids = self._visual_features()
             batches = self.dataset.batches(
-                epoch, config.batch_size, config.seed, config.hard_batches, features, item_ids
+                epoch, config.batch_size, config.seed, config.hard_batches, features, match_ids
             )
             self.mined = (epoch, batches)
         return self.mined[1]
 
     @torch.no_grad()
     def _visual_features(self, chunk: int = 256) -> tuple[np.ndarray, list[int]]:
-        """Every sample's visual ITC vector under the current weights (each item encoded once), and its item id."""
+        """Every sample's visual ITC vector under the current weights (each item encoded once), and its match id."""
         self.model.eval()
         rng = np.random.default_rng([self.config.seed, 7919])  # frame choices apart from any epoch's
         by_item: dict[int, np.ndarray] = {}
         item_ids: list[int] = []
+        match_ids: list[int] = []
         pending: list[Sample] = []
 
         def encode() -> None:
@@ -331,13 +335,14 @@ class Trainer:
         for index in range(len(self.dataset)):
             sample = self.dataset.load(index, rng)
             item_ids.append(sample.item_id)
+            match_ids.append(sample.match)
             if sample.item_id not in by_item and all(p.item_id != sample.item_id for p in pending):
                 pending.append(sample)
             if len(pending) == chunk:
                 encode()
         encode()
         self.model.train()
-        return np.stack([by_item[item] for item in item_ids]), item_ids
+        return np.stack([by_item[item] for item in item_ids]), match_ids
 
     # the loop
 

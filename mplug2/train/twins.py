@@ -46,17 +46,16 @@ def add_time_reversed_twins(
 ) -> list[Sample]:
     """`samples` plus, for a random `share` of its videos that name a direction, their time-reversed twins.
 
-    A twin's item id is its original's plus `id_offset` (larger than any real item id), so a twin is a positive
-    only for itself, and every other twin of the same item."""
+    A twin's item and match ids are its original's plus `id_offset` (larger than any real item id), so a twin is a
+    positive only for itself, and every other twin of the same item (or of an item it matches)."""
     twins = []
     for sample in samples:
         if sample.kind != "video" or len(sample.frames) < 2 or rng.random() >= share:
             continue
         caption = swapper.swap(sample.caption)
         if caption is not None:
-            twins.append(
-                Sample(np.ascontiguousarray(sample.frames[::-1]), caption, sample.item_id + id_offset, "video")
-            )
+            frames = np.ascontiguousarray(sample.frames[::-1])
+            twins.append(Sample(frames, caption, sample.item_id + id_offset, "video", sample.match + id_offset))
     return samples + twins
 
 

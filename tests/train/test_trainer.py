@@ -216,16 +216,46 @@ def test_mined_negatives_are_the_nearest_other_items_by_itc(data: Path, tmp_path
     nearest_items, nearest_texts = mine_neighbours(encoded, top_k=3)
     for sample, kind in enumerate(encoded.kinds):
         members = [i for i, k in enumerate(encoded.kinds) if k == kind]
-        item_of_row = {encoded.visual_row[i]: int(encoded.item_ids[i]) for i in members}
-        own = int(encoded.item_ids[sample])
-        others = [row for row, item in item_of_row.items() if item != own]
+        match_of_row = {encoded.visual_row[i]: int(encoded.match_ids[i]) for i in members}
+        own = int(encoded.match_ids[sample])
+        others = [row for row, match in match_of_row.items() if match != own]
         by_itc = sorted(others, key=lambda row: -float(encoded.text_feat[sample] @ encoded.visual_feat[kind][row]))
         assert nearest_items[sample].tolist() == by_itc[:3]
         texts = nearest_texts[sample].tolist()
-        assert all(encoded.kinds[t] == kind and int(encoded.item_ids[t]) != own for t in texts)
+        assert all(encoded.kinds[t] == kind and int(encoded.match_ids[t]) != own for t in texts)
         visual = encoded.visual_feat[kind][encoded.visual_row[sample]]
-        best_other = max(float(encoded.text_feat[t] @ visual) for t in members if int(encoded.item_ids[t]) != own)
+        best_other = max(float(encoded.text_feat[t] @ visual) for t in members if int(encoded.match_ids[t]) != own)
         assert float(encoded.text_feat[texts[0]] @ visual) == pytest.approx(best_other, abs=1e-6)
+
+
+def test_items_of_one_description_are_never_each_others_negatives(data: Path, tmp_path: Path) -> None:
+    """Annotations giving identical attributes answer each other's captions: one match id, so mining never offers
+    one as the other's negative, and no hard batch holds both."""
+    from mplug2.train.itm_stage import encode_set, mine_neighbours
+
+    rows = [json.loads(line) for line in (data / "annotations" / "train_videos.jsonl").read_text().splitlines()]
+    rows[1]["attributes"] = rows[0]["attributes"]
+    del rows[2]["attributes"]  # no description: an item alone
+    annotations = tmp_path / "videos.jsonl"
+    annotations.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    model = create_model("mplug2-tiny")
+    dataset = CaptionedMedia(read_annotations([annotations]), data, model.config, data / "cache", progress=False)
+    samples = [dataset.load(index, np.random.default_rng(0)) for index in range(len(dataset))]
+    assert [s.match for s in samples if s.item_id in (0, 1)] == [0] * 6
+    assert {s.match for s in samples if s.item_id not in (0, 1)} == {s.item_id for s in samples if s.item_id > 1}
+    encoded = encode_set(model, Tokenizer(data / "vocab.txt"), dataset, len(dataset))
+    nearest_items, nearest_texts = mine_neighbours(encoded, top_k=len(rows) - 2)
+    twin_row = encoded.visual_row[[s.item_id for s in samples].index(1)]
+    for sample in (s for s, loaded in enumerate(samples) if loaded.item_id == 0):
+        assert twin_row not in nearest_items[sample].tolist()
+        assert not {samples[t].item_id for t in nearest_texts[sample].tolist()} & {0, 1}
+    config = TrainConfig(batch_size=4, hard_batches=1.0)
+    _, match_ids = Trainer(model, Tokenizer(data / "vocab.txt"), dataset, config, tmp_path)._visual_features()
+    assert match_ids == [s.match for s in samples]  # what hard batches keep apart, one of each per batch
+    for batch in dataset.batches(
+        1, 4, 0, 1.0, np.stack([encoded.text_feat[i].numpy() for i in range(len(samples))]), match_ids
+    ):
+        assert len({match_ids[i] for i in batch}) == len(batch)
 
 
 def test_separation_pulls_apart_what_itc_cannot_start_on(data: Path, tmp_path: Path) -> None:
