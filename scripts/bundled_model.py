@@ -338,6 +338,7 @@ def fresh_seeds_section(summaries: dict[str, dict]) -> str:
     rows = [
         f"| {seed} | {scorer_labels(summary['rerank_k'])[scorer]} | {row['t2v_R@1']:.3f} | {row['t2i_R@1']:.3f} | "
         f"{row['twin_set_R@1']:.3f} | {row['same_queries_without_twins_R@1']:.3f} | {row['twin_ratio']:.2f}x | "
+        f"{_first(row, 'colour')} | {_first(row, 'shape')} | {_first(row, 'motion')} | "
         f"{_graded(row, 'videos', 'share@1')} | {_graded(row, 'videos', 'share@5')} | "
         f"{_graded(row, 'videos', 'nDCG@10')} | {_graded(row, 'images', 'share@1')} |"
         for seed, summary in summaries.items()
@@ -350,9 +351,15 @@ def fresh_seeds_section(summaries: dict[str, dict]) -> str:
         "attribute combinations per set, half held in full by no item; share@K is the share of the best achievable "
         "attributes held by the first K results:\n\n"
         "| seed | scorer | t2v R@1 | t2i R@1 | twin set R@1 | same queries without twins | twin ratio | "
-        "composed video share@1 | share@5 | nDCG@10 | composed image share@1 |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+        "first video's colour | shape | motion | composed video share@1 | share@5 | nDCG@10 | "
+        "composed image share@1 |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
+
+
+def _first(row: dict, attribute: str) -> str:
+    """How often a fresh seed's first video has the query's `attribute` ("-" for a summary measured without it)."""
+    return _figure((row.get("first_video_has_the_query's") or {}).get(attribute), ".2f")
 
 
 def _graded(row: dict, kind: str, name: str) -> str:

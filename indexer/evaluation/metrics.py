@@ -82,3 +82,20 @@ def dual_softmax(sim: np.ndarray, scale: float = 100.0) -> np.ndarray:
 
 def ranks_subset(ranks: np.ndarray, rows: Sequence[int]) -> np.ndarray:
     return np.asarray(ranks)[list(rows)]
+
+
+def first_result_attributes(
+    query_attributes: Sequence[dict], item_attributes: Sequence[dict], top1: np.ndarray
+) -> dict[str, float]:
+    """For each attribute the queries name: the share of those queries whose first result (`top1`, an item row per
+    query) has the query's value of it. Empty when the annotations carry no attributes."""
+    names = sorted({name for query in query_attributes for name in query})
+    shares = {}
+    for name in names:
+        hits = [
+            item_attributes[int(top)].get(name) == query[name]
+            for query, top in zip(query_attributes, top1, strict=True)
+            if name in query
+        ]
+        shares[name] = float(np.mean(hits))
+    return shares

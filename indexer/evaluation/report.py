@@ -13,6 +13,7 @@ import numpy as np
 
 from indexer.atomic import atomic_write_text
 from indexer.evaluation.graded import SHARE_CUTOFFS
+from indexer.evaluation.metrics import first_result_attributes
 from indexer.evaluation.runner import EvalResult
 from indexer.search.scoring import RerankChoice
 
@@ -59,6 +60,15 @@ def graded_figures(result: EvalResult) -> dict:
     }
 
 
+def first_results(result: EvalResult) -> dict[str, dict[str, float]]:
+    """By scorer, how often the first result has each attribute the query names (empty without attributes)."""
+    benchmark = result.benchmark
+    if not benchmark.text_attributes:
+        return {}
+    queries, items = benchmark.text_attributes, benchmark.item_attributes()
+    return {scorer: first_result_attributes(queries, items, top) for scorer, top in result.top1.items()}
+
+
 def _named(result: EvalResult) -> np.ndarray:
     assert result.graded is not None
     return np.array([len(query.attributes) for query in result.graded.queries])
@@ -85,6 +95,7 @@ def build_report(result: EvalResult, model: str, annotations: Path, media_dir: P
         "scorer_labels": scorer_labels(result, model),
         "metrics": result.metrics,
         "graded": graded,
+        "first_result_has_the_query's": first_results(result),
         "timings": result.timings,
         "throughput": throughput(result),
         "failures": result.failures,

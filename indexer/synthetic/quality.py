@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.evaluation.datasets import load_benchmark
-from indexer.evaluation.metrics import best_ranks
+from indexer.evaluation.metrics import best_ranks, first_result_attributes
 from indexer.evaluation.runner import EvalResult, EvalSettings, evaluate
 from indexer.search.scoring import ENGINE_SCORER, RerankChoice
 from indexer.synthetic.attributes import DIRECTIONS
@@ -40,19 +40,10 @@ def r_at_1(ranks: np.ndarray, rows: list[int] | None = None) -> float:
 
 
 def first_result_matches(result: EvalResult, scorer: str) -> dict[str, float]:
-    """For each attribute: the share of queries whose first result has the query's value of it."""
+    """For each of the synthetic attributes: the share of queries whose first result has the query's value of it."""
     benchmark = result.benchmark
-    item_attributes = [benchmark.text_attributes[texts[0]] for texts in benchmark.item_to_texts]
-    shares = {}
-    for name in ATTRIBUTES:
-        hits = [
-            item_attributes[int(top)].get(name) == query.get(name)
-            for query, top in zip(benchmark.text_attributes, result.top1[scorer], strict=True)
-            if name in query
-        ]
-        if hits:
-            shares[name] = float(np.mean(hits))
-    return shares
+    shares = first_result_attributes(benchmark.text_attributes, benchmark.item_attributes(), result.top1[scorer])
+    return {name: shares[name] for name in ATTRIBUTES if name in shares}
 
 
 def _scorers(result: EvalResult) -> list[str]:

@@ -71,6 +71,12 @@ def test_eval_reports_metrics_files_and_exclusions(synthetic_media: Path, tiny_m
     assert len(composed) == 200
     assert all(0 <= int(row["first_overlap_itc"]) <= int(row["best_overlap"]) <= 5 for row in composed)
     assert (out / "graded_share_at_k.png").stat().st_size > 1000
+    # ... and how often each scorer's first result has the query's colour, shape, motion...
+    first = report["first_result_has_the_query's"]
+    assert set(first) == set(report["metrics"]) - {"dual_softmax"}
+    assert {"colour", "shape", "motion", "background"} <= set(first["itc"])
+    r1 = report["metrics"]["itc"]["t2v_R@1"]
+    assert all(r1 <= share <= 1 for share in first["itc"].values())  # a right first result has every attribute
 
     again = run_eval(*args[:-1], str(tmp_path / "reports" / "again"))
     assert again.returncode == 0, again.stderr

@@ -7,7 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.evaluation.metrics import best_ranks, rank_metrics, rerank_scores, retrieval_metrics, top_k
+from indexer.evaluation.metrics import (
+    best_ranks,
+    first_result_attributes,
+    rank_metrics,
+    rerank_scores,
+    retrieval_metrics,
+    top_k,
+)
 
 
 def test_ranks_with_ties_and_several_ground_truths() -> None:
@@ -56,3 +63,11 @@ def test_rerank_floors_everything_outside_the_top_k_and_ranks_ties_pessimistical
     # the ground truth, so re-ranked MnR is pessimistic (the official code's argsort breaks the tie by position).
     assert best_ranks(final, [[2]]).tolist() == [3] and best_ranks(final, [[3]]).tolist() == [3]
     assert final[0, 0] == -1.0 and final[0, 1] == 3.0
+
+
+def test_first_result_attributes_count_only_the_queries_that_name_each() -> None:
+    items = [{"colour": "red", "shape": "star"}, {"colour": "blue", "shape": "star"}]
+    queries = [{"colour": "red", "shape": "star"}, {"colour": "red"}, {"shape": "circle"}]
+    shares = first_result_attributes(queries, items, np.array([0, 1, 1]))
+    assert shares == {"colour": 0.5, "shape": 0.5}
+    assert first_result_attributes([{}, {}], items, np.array([0, 1])) == {}

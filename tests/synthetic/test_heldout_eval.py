@@ -37,11 +37,13 @@ def test_the_checks_are_the_issues_bars() -> None:
     }
 
 
-def test_the_summary_carries_the_composed_queries_graded_figures() -> None:
+def test_the_summary_carries_the_graded_figures_and_the_first_results_attributes() -> None:
     reports = {name: _report(0.5, 0.5) for name in ("videos", "images", "twins", "directions")}
     figures = {"nDCG@10": 0.8, "share@1": 0.85, "share@5": 0.75, "full_match_first": 0.6, "share_curve": [0.85]}
     reports["videos"]["graded"] = {"by_scorer": {"itc": figures, "model_choice": {**figures, "share@1": 0.9}}}
+    reports["videos"]["first_result_has_the_query's"] = {"itc": {"shape": 0.6}, "model_choice": {"shape": 0.7}}
     rows = summarise(reports)["rows"]
+    assert rows["model_choice"]["first_video_has_the_query's"] == {"shape": 0.7}
     assert rows["itc"]["composed_videos"] == {"nDCG@10": 0.8, "share@1": 0.85, "share@5": 0.75, "full_match_first": 0.6}
     assert rows["model_choice"]["composed_videos"]["share@1"] == 0.9
     assert rows["itc"]["composed_images"] is None  # a report without attributes grades nothing
@@ -71,7 +73,7 @@ def test_a_summary_is_reused_only_for_the_same_model_files(
     assert model_files_digest(model) != recorded["model_files_sha256"]  # a new re-rank choice is a new measurement
 
 
-def test_the_model_card_shows_the_composed_queries_figures() -> None:
+def test_the_model_card_shows_the_first_results_attributes_and_the_composed_queries_figures() -> None:
     from bundled_model import fresh_seeds_section
 
     row = {
@@ -80,10 +82,11 @@ def test_the_model_card_shows_the_composed_queries_figures() -> None:
         "twin_set_R@1": 0.45,
         "same_queries_without_twins_R@1": 0.6,
         "twin_ratio": 0.75,
+        "first_video_has_the_query's": {"colour": 0.99, "shape": 0.7, "motion": 0.93, "size": 0.9},
         "composed_videos": {"share@1": 0.912, "share@5": 0.801, "nDCG@10": 0.85},
         "composed_images": {"share@1": 0.7},
     }
-    older = {key: value for key, value in row.items() if not key.startswith("composed")}
+    older = {key: value for key, value in row.items() if not key.startswith(("composed", "first"))}
     items = {"videos": 400, "images": 100}
     section = fresh_seeds_section(
         {
@@ -92,6 +95,7 @@ def test_the_model_card_shows_the_composed_queries_figures() -> None:
         }
     )
     assert (
-        "| 17 | ITC (dual encoder) | 0.600 | 0.400 | 0.450 | 0.600 | 0.75x | 0.912 | 0.801 | 0.850 | 0.700 |" in section
+        "| 17 | ITC (dual encoder) | 0.600 | 0.400 | 0.450 | 0.600 | 0.75x | 0.99 | 0.70 | 0.93 | 0.912 | 0.801 | "
+        "0.850 | 0.700 |" in section
     )
-    assert "| 11 | ITC (dual encoder) | 0.600 | 0.400 | 0.450 | 0.600 | 0.75x | - | - | - | - |" in section
+    assert "| 11 | ITC (dual encoder) | 0.600 | 0.400 | 0.450 | 0.600 | 0.75x | - | - | - | - | - | - | - |" in section
