@@ -59,9 +59,8 @@ class EncodedSet:
 
     visual_tokens: dict[str, torch.Tensor]  # kind -> [items of that kind, N, C] float16
     visual_feat: dict[str, torch.Tensor]  # kind -> [items of that kind, E]
-    visual_row: list[int]  # sample -> row in its kind's tensors
-    text_tokens: torch.Tensor  # [samples, L, C] float16
-    text_mask: torch.Tensor  # [samples, L]
+    visual_row: torch.Tensor  # [samples]: row in its kind's tensors
+    text: TextTokens  # [samples, L, C] float16 and [samples, L]
     text_feat: torch.Tensor  # [samples, E]
     item_ids: torch.Tensor  # [samples]
     match_ids: torch.Tensor  # [samples]: `Sample.match`, which decides positives
@@ -109,9 +108,8 @@ def encode_set(
     return EncodedSet(
         visual_tokens,
         visual_feat,
-        [row_of_item[sample.item_id] for sample in loaded],
-        text.tokens,
-        text.mask,
+        torch.tensor([row_of_item[sample.item_id] for sample in loaded]),
+        text,
         text_feat,
         torch.tensor([sample.item_id for sample in loaded]),
         torch.tensor([sample.match for sample in loaded]),
@@ -176,7 +174,7 @@ def mine_neighbours(encoded: EncodedSet, top_k: int) -> tuple[torch.Tensor, torc
     samples = len(encoded.kinds)
     nearest_items = torch.zeros(samples, top_k, dtype=torch.long)
     nearest_texts = torch.arange(samples)[:, None].repeat(1, top_k)
-    visual_row = torch.tensor(encoded.visual_row)
+    visual_row = encoded.visual_row
     for kind in sorted(set(encoded.kinds)):
         members = torch.tensor([i for i, k in enumerate(encoded.kinds) if k == kind])
         member_matches, rows = encoded.match_ids[members], visual_row[members]
@@ -261,7 +259,7 @@ def _step_pairs(
     caption for its visual and a negative visual for its caption (in-batch by ITC, or mined), then the extras."""
     kind = encoded.kinds[int(index[0])]
     all_visual = encoded.visual_tokens[kind]
-    rows = torch.tensor(encoded.visual_row)[index]
+    rows = encoded.visual_row[index]
     match_ids = encoded.match_ids[index]
     sim = encoded.text_feat[index] @ encoded.visual_feat[kind][rows].T / model.temp.detach()  # [B, B] text -> visual
     share = config.random_negatives
@@ -275,7 +273,7 @@ def _step_pairs(
         negative_rows = torch.where(mined, nearest_items[index, pick], negative_rows)
         mined = torch.rand(size, generator=generator) < config.mined_negatives
         negative_text = torch.where(mined, nearest_texts[index, pick], negative_text)
-    own_text = TextTokens(encoded.text_tokens, encoded.text_mask)
+    own_text = encoded.text
     texts = [_rows(own_text, index), _rows(own_text, negative_text), _rows(own_text, index)]
     visuals = [all_visual[rows], all_visual[rows], all_visual[negative_rows]]
     labels = [torch.ones(len(index)), torch.zeros(2 * len(index))]
@@ -310,7 +308,7 @@ def _rank_loss(
     re-ranking asks which of ITC's top candidates matches best, and its score adds the ITC logit, so what the ITM head
     must learn is the correction ITC needs among exactly those candidates."""
     kind = encoded.kinds[int(index[0])]
-    rows = torch.tensor(encoded.visual_row)[index]
+    rows = encoded.visual_row[index]
     others = nearest[0][index, : config.rank_candidates - 1]  # [B, C - 1], hardest first
     candidate_tokens = torch.cat([rows[:, None], others], dim=1)
     visual_feat = encoded.visual_feat[kind][candidate_tokens]  # [B, C, E]
@@ -323,8 +321,8 @@ def _rank_loss(
         visual_tokens[with_twin, -1] = extras.twin_tokens[twin[with_twin]]
     size, count = candidate_tokens.shape
     cosine = torch.einsum("be,bce->bc", encoded.text_feat[index], visual_feat)
-    text_tokens = encoded.text_tokens[index].float().repeat_interleave(count, dim=0)
-    text_mask = encoded.text_mask[index].repeat_interleave(count, dim=0)
+    text_tokens = encoded.text.tokens[index].float().repeat_interleave(count, dim=0)
+    text_mask = encoded.text.mask[index].repeat_interleave(count, dim=0)
     logits = model.itm_logits(text_tokens, text_mask, visual_tokens.flatten(0, 1).float()).view(size, count, 2)
     scores = calibrated_score(cosine, logits, model.temp.detach())
     return torch.nn.functional.cross_entropy(scores, torch.zeros(size, dtype=torch.long))

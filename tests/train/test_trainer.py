@@ -191,7 +191,7 @@ def test_itm_stage_trains_the_fusion_alone_and_its_loss_falls(data: Path, tmp_pa
     attributes = AttributeSwapper(attribute_word_groups()) if extras else None
     directions = PhraseSwapper(direction_phrase_pairs()) if extras else None
     encoded = encode_set(model, trainer.tokenizer, dataset, len(dataset), attributes=attributes, directions=directions)
-    assert encoded.text_tokens.shape[0] == len(dataset) and set(encoded.visual_tokens) == {"video", "image"}
+    assert encoded.text.tokens.shape[0] == len(dataset) and set(encoded.visual_tokens) == {"video", "image"}
     if extras:
         assert encoded.extras.has_swapped.any() and (encoded.extras.twin_row >= 0).any()
     config = ITMStageConfig(max_steps=150, batch_size=8, lr=2e-3, **negatives)
@@ -216,7 +216,7 @@ def test_mined_negatives_are_the_nearest_other_items_by_itc(data: Path, tmp_path
     nearest_items, nearest_texts = mine_neighbours(encoded, top_k=3)
     for sample, kind in enumerate(encoded.kinds):
         members = [i for i, k in enumerate(encoded.kinds) if k == kind]
-        match_of_row = {encoded.visual_row[i]: int(encoded.match_ids[i]) for i in members}
+        match_of_row = {int(encoded.visual_row[i]): int(encoded.match_ids[i]) for i in members}
         own = int(encoded.match_ids[sample])
         others = [row for row, match in match_of_row.items() if match != own]
         by_itc = sorted(others, key=lambda row: -float(encoded.text_feat[sample] @ encoded.visual_feat[kind][row]))
@@ -245,7 +245,7 @@ def test_items_of_one_description_are_never_each_others_negatives(data: Path, tm
     assert {s.match for s in samples if s.item_id not in (0, 1)} == {s.item_id for s in samples if s.item_id > 1}
     encoded = encode_set(model, Tokenizer(data / "vocab.txt"), dataset, len(dataset))
     nearest_items, nearest_texts = mine_neighbours(encoded, top_k=len(rows) - 2)
-    twin_row = encoded.visual_row[[s.item_id for s in samples].index(1)]
+    twin_row = int(encoded.visual_row[[s.item_id for s in samples].index(1)])
     for sample in (s for s, loaded in enumerate(samples) if loaded.item_id == 0):
         assert twin_row not in nearest_items[sample].tolist()
         assert not {samples[t].item_id for t in nearest_texts[sample].tolist()} & {0, 1}
