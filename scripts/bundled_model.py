@@ -301,7 +301,8 @@ def write_model_card(folder: Path, report: dict, args: argparse.Namespace) -> No
         "images) with ITC + ITM on 2 CPU cores. It knows nothing outside the benchmark.\n\n"
         "Rebuild: `make bundled-model` (python scripts/bundled_model.py --install): joint ITC + ITM "
         f"from random weights (lr {args.lr}, batch {args.batch_size}, {args.hard_batches:.0%} of batches mined from "
-        f"the model's nearest neighbours from epoch 2, {args.minutes:.0f} minutes); an ITM stage on frozen encoders "
+        f"the model's nearest neighbours from epoch 2, items of one description never each other's negatives, "
+        f"{args.minutes:.0f} minutes); an ITM stage on frozen encoders "
         f"({args.itm_minutes:.0f} minutes)"
         + "".join(
             f"; motion stage {number} ({motion_stage_words(args, steps, share, number)}) and its ITM stage "
@@ -375,8 +376,8 @@ def motion_stage_words(args: argparse.Namespace, steps: int, share: float, numbe
     return (
         f"{steps} steps at lr {args.motion_lr}: {args.twins:.0%} of the videos whose caption names a direction "
         "joined in their batch by their time-reversed twin with the opposite caption, "
-        f"{share:.0%} of the samples with a caption negative that swaps one shape, motion or size phrase, hard "
-        f"batches as before, {args.itm_random_negatives:.0%} of ITM negatives at random{separation(args)}"
+        f"{share:.0%} of the samples with a caption negative that swaps one shape, motion, size or position phrase, "
+        f"hard batches as before, {args.itm_random_negatives:.0%} of ITM negatives at random{separation(args)}"
     )
 
 

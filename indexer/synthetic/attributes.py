@@ -119,7 +119,9 @@ def caption_words() -> list[str]:
 
 
 def attribute_word_groups() -> dict[str, dict[str, tuple[str, ...]]]:
-    """The attributes a caption negative may change (`train --attribute-words`): shape, motion and size. Colour and
-    background are left out: the model learns them first from in-batch negatives, and "dark blue" (a background)
-    holds "blue" (a colour)."""
-    return {"shape": SHAPE_WORDS, "motion": MOTION_PHRASES, "size": SIZE_WORDS}
+    """The attributes a caption negative may change (`train --attribute-words`): shape, motion, size and an image's
+    position (most of the bundled model's image misses put the shape in the wrong place). Colour and background are
+    left out: the model learns them first from in-batch negatives, and "dark blue" (a background) holds "blue" (a
+    colour). A bare "left" is a position; inside "slides left" the longer motion phrase wins."""
+    positions = {position: (position,) for position in POSITIONS}
+    return {"shape": SHAPE_WORDS, "motion": MOTION_PHRASES, "size": SIZE_WORDS, "position": positions}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from indexer.synthetic.attributes import SHAPE_WORDS, attribute_word_groups
+from indexer.synthetic.attributes import MOTION_PHRASES, SHAPE_WORDS, attribute_word_groups
 from mplug2.train.caption_negatives import AttributeSwapper, read_attribute_words
 from mplug2.train.losses import itc_loss
 
@@ -32,6 +32,24 @@ def test_a_negative_changes_one_attribute_to_another_value() -> None:
         if changed == ["shape"]:
             assert not any(p in negative for p in SHAPE_WORDS["star"]), "a synonym is not a negative"
     assert seen == {"size", "shape", "motion"}
+
+
+def test_an_image_caption_can_change_position_and_a_motion_stays_a_motion() -> None:
+    rng = np.random.default_rng(2)
+    caption = "the bottom right of a navy image holds a large orange circle"
+    negatives = {SWAPPER.negative(caption, rng) for _ in range(100)}
+    moved = {n for n in negatives if "large orange circle" in n and "bottom right" not in n}
+    assert moved and all(
+        n.startswith("the ") and n.endswith(" of a navy image holds a large orange circle") for n in moved
+    )
+    motions = {phrase for phrases in MOTION_PHRASES.values() for phrase in phrases}
+    for _ in range(50):
+        negative = SWAPPER.negative("a red disc slides left", rng)
+        assert negative is not None
+        if negative.startswith("a red disc "):  # the motion changed, to another motion: "left" is no position here
+            assert negative.removeprefix("a red disc ") in motions - {"slides left"}, negative
+        else:
+            assert negative.endswith(" slides left") and "disc" not in negative, negative
 
 
 def test_whole_words_and_longest_phrases() -> None:
