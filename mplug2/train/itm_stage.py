@@ -62,7 +62,6 @@ class EncodedSet:
     visual_row: torch.Tensor  # [samples]: row in its kind's tensors
     text: TextTokens  # [samples, L, C] float16 and [samples, L]
     text_feat: torch.Tensor  # [samples, E]
-    item_ids: torch.Tensor  # [samples]
     match_ids: torch.Tensor  # [samples]: `Sample.match`, which decides positives
     kinds: list[str]
     extras: Extras
@@ -111,7 +110,6 @@ def encode_set(
         torch.tensor([row_of_item[sample.item_id] for sample in loaded]),
         text,
         text_feat,
-        torch.tensor([sample.item_id for sample in loaded]),
         torch.tensor([sample.match for sample in loaded]),
         kinds,
         extras,
