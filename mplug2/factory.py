@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from mplug2.checkpoint import load_official_state_dict, read_checkpoint
+from mplug2.checkpoint import load_official_state_dict, read_checkpoint, resize_position_embedding
 from mplug2.config import MPLUG2Config
 from mplug2.folder import VOCAB, is_model_folder, load_model_folder
 from mplug2.init import init_weights
@@ -88,6 +88,23 @@ def create_model(
             state = read_checkpoint(pretrained, trust_pickle=trust_pickle)
             load_official_state_dict(model, state, allow_missing_heads=allow_missing_heads)
     return model.to(device).eval()
+
+
+def at_image_size(model: MPLUG2Retrieval, image_size: int) -> MPLUG2Retrieval:
+    """`model`'s weights for another input size: the ViT's position grid resized bilinearly (what fine-tuning at a
+    higher resolution starts from), every other weight as it is. The same model when the size is already its own."""
+    if image_size == model.config.image_size:
+        return model
+    patch = model.config.vision.patch_size
+    if image_size % patch:
+        raise ValueError(f"image size {image_size} is not a multiple of the ViT's patch size {patch}")
+    config = dataclasses.replace(model.config, vision=dataclasses.replace(model.config.vision, image_size=image_size))
+    resized = MPLUG2Retrieval(config, with_fusion=model.with_fusion)
+    state = model.state_dict()
+    key = "visual_encoder.visual.positional_embedding"
+    state[key] = resize_position_embedding(state[key], resized.state_dict()[key].shape[0])
+    resized.load_state_dict(state)
+    return resized.to(next(model.parameters()).device).train(model.training)
 
 
 def vocab_for(name_or_dir: str | Path) -> Path | None:

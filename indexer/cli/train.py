@@ -131,6 +131,12 @@ from mplug2.train.config import ITMStageConfig, TrainConfig
     "and at the common rate stay there, so the model never learns time order.",
 )
 @click.option("--frames", type=int, help="Frames per clip (default: the model's).")
+@click.option(
+    "--image-size",
+    type=click.IntRange(min=1),
+    help="Input size to train at (default: the model's). A model made at another size has its position grid "
+    "resized: fine-tuning at a higher resolution than it was trained at helps it see small shapes.",
+)
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
 @click.option("--time-limit", type=float, help="Stop (and checkpoint) after this many minutes.")
 @click.option("--checkpoint-every", type=int, default=200, show_default=True, help="Optimizer steps per checkpoint.")
@@ -177,6 +183,7 @@ def train(
     separation_margin: float,
     temporal_lr_scale: float,
     frames: int | None,
+    image_size: int | None,
     max_steps: int | None,
     time_limit: float | None,
     checkpoint_every: int,
@@ -192,7 +199,7 @@ def train(
 
     from indexer.training_data import CaptionedMedia, read_annotations
     from mplug2 import create_model, save_model_folder
-    from mplug2.factory import vocab_for
+    from mplug2.factory import at_image_size, vocab_for
     from mplug2.tokenizer import Tokenizer
     from mplug2.train.caption_negatives import AttributeSwapper, read_attribute_words
     from mplug2.train.trainer import Trainer
@@ -211,6 +218,11 @@ def train(
     if vocab is None:
         raise click.UsageError("a config name starts from random weights and needs --vocab")
     model = create_model(model_name)
+    if image_size is not None:
+        try:
+            model = at_image_size(model, image_size)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--image-size") from None
     tokenizer = Tokenizer(vocab, max_words=model.config.preprocess.max_words)
     items = read_annotations(annotations)
     dataset = CaptionedMedia(

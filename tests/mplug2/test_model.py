@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from mplug2 import create_model, get_config
 from mplug2.checkpoint import load_official_state_dict
 from mplug2.config import TextConfig, VisionConfig
+from mplug2.factory import at_image_size
 from mplug2.init import init_weights
 from mplug2.model import MPLUG2Retrieval
 
@@ -115,3 +116,24 @@ def test_variant_sizes_load_from_official_names_and_compute_visn_fc_as_specified
     torch.testing.assert_close(out.tokens, expected)
     torch.testing.assert_close(out.feat, F.normalize(target.vision_proj(expected[:, 0]), dim=-1))
     torch.testing.assert_close(out.feat, source.encode_video(video).feat.detach())
+
+
+def test_a_model_moves_to_a_higher_input_size_with_its_position_grid_resized(tiny_model: MPLUG2Retrieval) -> None:
+    size = tiny_model.config.image_size
+    larger = at_image_size(tiny_model, 2 * size)
+    grid = larger.config.vision.grid
+    assert larger.config.image_size == 2 * size and grid == 2 * tiny_model.config.vision.grid
+    before = tiny_model.visual_encoder.visual.positional_embedding
+    after = larger.visual_encoder.visual.positional_embedding
+    assert after.shape == (1 + grid * grid, before.shape[1])
+    torch.testing.assert_close(after[0], before[0], msg="the CLS row is kept")
+    ids = torch.tensor([[2, 10, 11, 3]])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            larger.encode_text(ids, torch.ones_like(ids)).feat, tiny_model.encode_text(ids, torch.ones_like(ids)).feat
+        )
+        video = larger.encode_video(torch.randn(1, 4, 3, 2 * size, 2 * size))
+    assert video.tokens.shape == (1, 1 + 4 * grid * grid, larger.config.text.hidden_size)
+    assert at_image_size(tiny_model, size) is tiny_model
+    with pytest.raises(ValueError, match="patch size 8"):
+        at_image_size(tiny_model, size + 4)

@@ -99,3 +99,23 @@ def test_the_model_card_shows_the_first_results_attributes_and_the_composed_quer
         "0.850 | 0.700 |" in section
     )
     assert "| 11 | ITC (dual encoder) | 0.600 | 0.400 | 0.450 | 0.600 | 0.75x | - | - | - | - | - | - | - |" in section
+
+
+def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_started() -> None:
+    import argparse
+
+    from bundled_model import SHIPPED_SHARPEN, first_stages_words, sharpen, sharpen_words
+
+    assert sharpen("96:800") == (96, 800) and sharpen("none") is None
+    for bad in ("96", "96:x", "0:800"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            sharpen(bad)
+    args = argparse.Namespace(sharpen=SHIPPED_SHARPEN, sharpen_lr=3e-4, start_from=None, start_from_note=None)
+    args.lr, args.batch_size, args.hard_batches, args.minutes, args.itm_minutes = 1e-3, 32, 0.5, 52.0, 8.0
+    size, steps = SHIPPED_SHARPEN
+    assert f"{steps} steps at {size} px input" in sharpen_words(args)
+    assert first_stages_words(args).startswith("joint ITC + ITM from random weights")
+    args.start_from, args.start_from_note = Path("old-model"), "the previous release"
+    assert first_stages_words(args) == "started from the previous release"
+    args.sharpen = None
+    assert sharpen_words(args) == ""

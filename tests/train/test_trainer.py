@@ -292,3 +292,15 @@ def test_temporal_adapters_learn_at_their_own_rate(data: Path, tmp_path: Path) -
     temporal = {name for name in rates if ".lmhra" in name}
     assert temporal and all(rates[name] == pytest.approx(10 * rates["temp"]) for name in temporal)
     assert all(rate == pytest.approx(rates["temp"]) for name, rate in rates.items() if name not in temporal)
+
+
+def test_training_at_another_input_size_saves_a_model_of_that_size(data: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "indexer", "train", "--model", "mplug2-tiny", "--vocab", str(data / "vocab.txt")]
+    command += ["--media", str(data), "--annotations", str(data / "annotations" / "train_videos.jsonl")]
+    command += ["--out", str(tmp_path / "run"), "--batch-size", "8", "--max-steps", "2", "--image-size", "48"]
+    finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert config["vision"]["image_size"] == 48
+    refused = subprocess.run([*command[:-1], "44"], cwd=REPO, capture_output=True, text=True)
+    assert refused.returncode != 0 and "multiple of the ViT's patch size 8" in refused.stderr
