@@ -1,7 +1,7 @@
 """The bundled model's retrieval with int8 against torch fp32 on a fresh seed's test split, side by side: ITC
 text-to-video and text-to-image R@1 over the seed's 400 test videos and 100 test images, each rendered exactly as
 `make-synthetic --seed S` plans it (same scenes and captions) but straight to the model's frames, without the video
-codec and decoder (a quick stand-in for `make heldout-eval`, which takes about 20 minutes per seed and runtime on an
+codec and decoder (a quick stand-in for `make heldout-eval`, which takes about 5 minutes per seed and runtime on an
 idle machine). Re-ranking is left out: the bundled model's validation chose none.
 
     .venv/bin/python benchmarks/runtime_accuracy.py --seeds 11 13 [--precision int8] [--model FOLDER]

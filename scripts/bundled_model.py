@@ -141,7 +141,7 @@ def main() -> None:
         type=seeds,
         default=FRESH_SEEDS,
         help="after the test split, measure the model on synthetic sets of these seeds, never trained or tuned on "
-        f"(about 20 minutes each; default {','.join(map(str, FRESH_SEEDS))}; 'none' skips them)",
+        f"(about 5 minutes each; default {','.join(map(str, FRESH_SEEDS))}; 'none' skips them)",
     )
     parser.add_argument("--install", action="store_true", help=f"copy the result to {TARGET}")
     args = parser.parse_args()

@@ -60,7 +60,7 @@ def fresh_seed_summary(
     sets: tuple[str, ...] = tuple(SETS),
 ) -> dict:
     """Make seed S's set (once), evaluate `model` on it and write the summary; a summary already written for these
-    exact model files, seed and depth is read back instead (each seed costs about 20 minutes on 2 cores)."""
+    exact model files, seed and depth is read back instead (each seed costs about 5 minutes on 2 cores)."""
     data = work / f"seed-{seed}"
     identity = {
         "seed": seed,

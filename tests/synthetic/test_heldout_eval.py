@@ -1,5 +1,5 @@
 """scripts/heldout_eval.py: a fresh-seed summary is reused only for the exact model files, seed and depth it was
-measured with (each costs about 20 minutes), and its checks are the issue's bars, computed from the reports."""
+measured with (each costs about 5 minutes), and its checks are the issue's bars, computed from the reports."""
 
 from __future__ import annotations
 
