@@ -74,7 +74,7 @@ def test_a_summary_is_reused_only_for_the_same_model_files(
 
 
 def test_the_model_card_shows_the_first_results_attributes_and_the_composed_queries_figures() -> None:
-    from bundled_model import fresh_seeds_section
+    from model_card import fresh_seeds_section
 
     row = {
         "t2v_R@1": 0.6,
@@ -104,7 +104,8 @@ def test_the_model_card_shows_the_first_results_attributes_and_the_composed_quer
 def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_started() -> None:
     import argparse
 
-    from bundled_model import SHIPPED_SHARPEN, first_stages_words, sharpen, sharpen_words
+    from bundled_model import SHIPPED_SHARPEN, sharpen
+    from model_card import first_stages_words, sharpen_words
 
     assert sharpen("96:800") == (96, 800) and sharpen("none") is None
     for bad in ("96", "96:x", "0:800"):

@@ -1,0 +1,155 @@
+"""The bundled model's card, README.md in its folder: what it is, how `scripts/bundled_model.py` made it (in the words
+of the arguments it ran with), and what it scores on the test split and on fresh seeds, per scorer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def write_model_card(folder: Path, report: dict, args: argparse.Namespace) -> None:
+    """README.md in the model folder: what it is, how it was made, what it scores, per query group and scorer."""
+    groups = report["groups"]
+    labels = scorer_labels(report["rerank_k"])
+    rows = []
+    for scorer, figures in groups.items():
+        matches = figures["first_result_has_the_query's"]
+        ratio = figures["twin_ratio"]
+        rows.append(
+            f"| {labels[scorer]} | {figures['t2v_R@1']:.3f} | {matches.get('colour', 0):.2f} | "
+            f"{matches.get('shape', 0):.2f} | {matches.get('motion', 0):.2f} | "
+            f"{figures['motion_direction_t2v_R@1']:.3f} | {_figure(figures['direction_twins_t2v_R@1'])} "
+            f"({_figure(ratio, '.2f')}x) | {figures['one_frame_t2v_R@1']:.3f} | "
+            f"{figures['image_t2i_R@1']:.3f} |"
+        )
+    choice = report["model_choice"] or {}
+    image_size = json.loads((folder / "config.json").read_text())["vision"]["image_size"]
+    folder.joinpath("README.md").write_text(
+        "# mplug2-synth\n\n"
+        f"The mPLUG-2 retrieval architecture at the `mplug2-small` size, {image_size} px input (no additions: every "
+        "official module, nothing else), trained from random weights on the project's synthetic shapes benchmark "
+        "(seed 0: 4000 videos, 1000 images) with ITC + ITM on 2 CPU cores. It knows nothing outside the benchmark.\n\n"
+        "Rebuild: `make bundled-model` (python scripts/bundled_model.py --install). These weights: "
+        + first_stages_words(args)
+        + "".join(
+            f"; motion stage {number} ({motion_stage_words(args, steps, share, number)}) and its ITM stage "
+            f"({args.final_itm_minutes:.0f} minutes)"
+            for number, (steps, share) in enumerate(args.motion_stages, start=1)
+        )
+        + sharpen_words(args)
+        + ". Re-ranking chosen on a validation set (seed 1): "
+        f"{rerank_summary(choice)}.\n\n"
+        f"Held-out test split ({report['test_videos']} videos, {report['test_images']} images; colour, shape, motion "
+        f"combinations never seen in training; {report['direction_twin_pairs']} direction twins):\n\n"
+        "| scorer | t2v R@1 | first result's colour | shape | motion | direction queries R@1 | "
+        "twin set R@1 (ratio to no twins) | one frame R@1 | image t2i R@1 |\n|---|---|---|---|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + fresh_seeds_section(report["fresh_seeds"])
+        + "\n\nEvery figure, by metric and direction: metrics.json. Measured with `python scripts/bundled_model.py` "
+        "(the last step), or for any seed: `mplug2-search make-synthetic --seed S --videos 0 --images 0` then "
+        "`mplug2-search eval --benchmark jsonl --annotations S/annotations/test_videos.jsonl --media S`.\n"
+    )
+
+
+def scorer_labels(rerank_k: int) -> dict[str, str]:
+    return {
+        "itc": "ITC (dual encoder)",
+        "model_choice": "the model's choice (engine default)",
+        "calibrated": f"re-ranked top {rerank_k}, one scale",
+        "official": f"re-ranked top {rerank_k}, official recipe",
+    }
+
+
+def fresh_seeds_section(summaries: dict[str, dict]) -> str:
+    """The card's table of R@1 on synthetic sets made with seeds the recipe never saw, by scorer."""
+    if not summaries:
+        return ""
+    rows = [
+        f"| {seed} | {scorer_labels(summary['rerank_k'])[scorer]} | {row['t2v_R@1']:.3f} | {row['t2i_R@1']:.3f} | "
+        f"{row['twin_set_R@1']:.3f} | {row['same_queries_without_twins_R@1']:.3f} | {row['twin_ratio']:.2f}x | "
+        f"{_first(row, 'colour')} | {_first(row, 'shape')} | {_first(row, 'motion')} | "
+        f"{_graded(row, 'videos', 'share@1')} | {_graded(row, 'videos', 'share@5')} | "
+        f"{_graded(row, 'videos', 'nDCG@10')} | {_graded(row, 'images', 'share@1')} |"
+        for seed, summary in summaries.items()
+        for scorer, row in summary["rows"].items()
+    ]
+    first = next(iter(summaries.values()))["items"]
+    return (
+        f"\n\nSynthetic sets made with seeds never trained or tuned on ({first['videos']} test videos, "
+        f"{first['images']} test images, direction twins; `make heldout-eval SEED=S`). Composed queries: 200 "
+        "attribute combinations per set, half held in full by no item; share@K is the share of the best achievable "
+        "attributes held by the first K results:\n\n"
+        "| seed | scorer | t2v R@1 | t2i R@1 | twin set R@1 | same queries without twins | twin ratio | "
+        "first video's colour | shape | motion | composed video share@1 | share@5 | nDCG@10 | "
+        "composed image share@1 |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+
+
+def _first(row: dict, attribute: str) -> str:
+    """How often a fresh seed's first video has the query's `attribute` ("-" for a summary measured without it)."""
+    return _figure((row.get("first_video_has_the_query's") or {}).get(attribute), ".2f")
+
+
+def _graded(row: dict, kind: str, name: str) -> str:
+    """A composed-query figure of a fresh-seed row ("-" for a summary measured without them)."""
+    figures = row.get(f"composed_{kind}") or {}
+    return _figure(figures.get(name), ".3f")
+
+
+def first_stages_words(args: argparse.Namespace) -> str:
+    """The card's words for what the motion stages started from."""
+    if args.start_from is not None:
+        return f"started from {args.start_from_note or args.start_from.name}"
+    return (
+        f"joint ITC + ITM from random weights (lr {args.lr}, batch {args.batch_size}, {args.hard_batches:.0%} of "
+        "batches mined from the model's nearest neighbours from epoch 2, items of one description never each other's "
+        f"negatives, {args.minutes:.0f} minutes); an ITM stage on frozen encoders ({args.itm_minutes:.0f} minutes)"
+    )
+
+
+def sharpen_words(args: argparse.Namespace) -> str:
+    """The card's words for the sharpen stage (empty when skipped)."""
+    if args.sharpen is None:
+        return ""
+    size, steps = args.sharpen
+    return (
+        f"; the sharpen stage ({steps} steps at {size} px input from the 64 px model, its position grid resized, "
+        f"lr {args.sharpen_lr}, otherwise as the last motion stage)"
+    )
+
+
+def motion_stage_words(args: argparse.Namespace, steps: int, share: float, number: int) -> str:
+    """The card's words for one motion stage: the whole recipe for the first, what differs for the next ones."""
+    if number > 1:
+        return f"{steps} steps, as stage 1 but with {share:.0%} of the samples given a caption negative"
+    return (
+        f"{steps} steps at lr {args.motion_lr}: {args.twins:.0%} of the videos whose caption names a direction "
+        "joined in their batch by their time-reversed twin with the opposite caption, "
+        f"{share:.0%} of the samples with a caption negative that swaps one shape, motion, size or position phrase, "
+        f"hard batches as before, {args.itm_random_negatives:.0%} of ITM negatives at random{separation(args)}"
+    )
+
+
+def separation(args: argparse.Namespace) -> str:
+    """The card's words for what keeps the towers from staying blind to time order (empty when off)."""
+    if args.separation_margin <= 0:
+        return ""
+    return (
+        f", each caption and its caption negative, each twin and its original, caption and video, kept below cosine "
+        f"{args.separation_margin} within their own encoder by a hinge on their distance, the temporal adapters at "
+        f"{args.temporal_lr_scale:g}x the learning rate"
+    )
+
+
+def _figure(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def rerank_summary(choice: dict) -> str:
+    if not choice:
+        return "none recorded"
+    if not choice.get("rerank_k"):
+        return "re-ranking off (it did not beat ITC on validation)"
+    return f"re-rank the top {choice['rerank_k']} with the one-scale score"
