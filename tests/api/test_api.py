@@ -91,16 +91,27 @@ def test_search_answers_as_the_command_line_does(api: Server, indexed: Settings)
 def test_concurrent_searches_are_batched_and_each_gets_its_own_answer(api: Server) -> None:
     queries = ["a red circle", "a blue star", "a green square moves", "a shape"] * 4
     alone = {q: search(api, query=q, k=6, rerank_k=4)["results"] for q in set(queries)}
-    with ThreadPoolExecutor(16) as pool:
-        together = list(pool.map(lambda q: search(api, query=q, k=6, rerank_k=4), queries))
-    for query, reply in zip(queries, together, strict=True):
-        assert reply["query"] == query and same_ranking(reply["results"], alone[query])
+    # Whether 16 clients' requests overlap in the engine's queue is up to the scheduler (on 2 busy cores one burst
+    # was once served one by one), so a few bursts are sent: every answer must be right in each, and at least one
+    # burst must have been answered together.
+    for _burst in range(5):
+        with ThreadPoolExecutor(16) as pool:
+            together = list(pool.map(lambda q: search(api, query=q, k=6, rerank_k=4), queries))
+        for query, reply in zip(queries, together, strict=True):
+            assert reply["query"] == query and same_ranking(reply["results"], alone[query])
+        if some_searches_were_answered_together(api):
+            break
+    assert some_searches_were_answered_together(api), "no burst of 16 concurrent searches was ever batched"
+
+
+def some_searches_were_answered_together(api: Server) -> bool:
+    """Whether the server's batch-size histogram holds any batch of more than one search."""
     with client(api) as http:
         metrics = http.get("/metrics").text
     batches = [line for line in metrics.splitlines() if line.startswith("mplug2_search_batch_size_bucket")]
     at_most_one = next(line for line in batches if 'le="1.0"' in line)
     total = next(line for line in metrics.splitlines() if line.startswith("mplug2_search_batch_size_count"))
-    assert float(at_most_one.split()[-1]) < float(total.split()[-1]), "some searches were answered together"
+    return float(at_most_one.split()[-1]) < float(total.split()[-1])
 
 
 def test_pages_and_filters(api: Server, media_root: Path) -> None:
