@@ -2,10 +2,11 @@
 
 1. generate the synthetic benchmark (seed 0) and a validation set (seed 1, never the test split), 2. build the
 vocabulary, 3. train with ITC + ITM: the joint stage from random weights, a short ITM stage, then the motion stages
-(time-reversed twins, caption negatives, hard batches, half random ITM negatives), each followed by an ITM stage,
-4. choose the re-rank depth on the validation set (or no re-ranking), 5. measure on the held-out test split, 6. write
-the model folder with its metrics, re-rank choice and card. Every step resumes: rerun the command after an
-interruption; a stage whose model folder exists is skipped.
+(time-reversed twins, caption negatives, hard batches, half random ITM negatives), each followed by an ITM stage, all
+at 64 px, then the sharpen stage (the last motion stage's recipe at 96 px), 4. choose the re-rank depth on the
+validation set (or no re-ranking), 5. measure on the held-out test split, 6. write the model folder with its metrics,
+re-rank choice and card. Every step resumes: rerun the command after an interruption; a stage whose model folder
+exists is skipped.
 """
 
 from __future__ import annotations
