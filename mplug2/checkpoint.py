@@ -153,6 +153,10 @@ def ignored_group(name: str, fusion_layer_ids: range | None = None) -> str | Non
     return None
 
 
+# The ViT's position embedding: the one weight whose shape follows the input size.
+POSITION_EMBEDDING_KEY = "visual_encoder.visual.positional_embedding"
+
+
 def resize_position_embedding(embedding: torch.Tensor, tokens: int) -> torch.Tensor:
     """[1 + g*g, D] → [tokens, D]: the grid resized bilinearly, the CLS row kept (as the official code does)."""
     cls, grid = embedding[:1], embedding[1:]
@@ -169,10 +173,11 @@ def load_official_state_dict(
     target = model.state_dict()
     kept, ignored, unexpected = remap_official(state_dict, set(target), model.config.text.fusion_layer_ids)
     report = LoadReport(ignored={group: len(keys) for group, keys in ignored.items()}, unexpected=unexpected)
-    position_key = "visual_encoder.visual.positional_embedding"
-    if position_key in kept and kept[position_key].shape != target[position_key].shape:
-        kept[position_key] = resize_position_embedding(kept[position_key], target[position_key].shape[0])
-        report.resized.append(f"{position_key} to {tuple(target[position_key].shape)}")
+    if POSITION_EMBEDDING_KEY in kept and kept[POSITION_EMBEDDING_KEY].shape != target[POSITION_EMBEDDING_KEY].shape:
+        kept[POSITION_EMBEDDING_KEY] = resize_position_embedding(
+            kept[POSITION_EMBEDDING_KEY], target[POSITION_EMBEDDING_KEY].shape[0]
+        )
+        report.resized.append(f"{POSITION_EMBEDDING_KEY} to {tuple(target[POSITION_EMBEDDING_KEY].shape)}")
     mismatched = [
         f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}"
         for k, v in kept.items()

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import torch
 
-from mplug2.checkpoint import load_official_state_dict, read_checkpoint, resize_position_embedding
+from mplug2.checkpoint import (
+    POSITION_EMBEDDING_KEY,
+    load_official_state_dict,
+    read_checkpoint,
+    resize_position_embedding,
+)
 from mplug2.config import MPLUG2Config
 from mplug2.folder import VOCAB, is_model_folder, load_model_folder
 from mplug2.init import init_weights
@@ -101,8 +106,8 @@ def at_image_size(model: MPLUG2Retrieval, image_size: int) -> MPLUG2Retrieval:
     config = dataclasses.replace(model.config, vision=dataclasses.replace(model.config.vision, image_size=image_size))
     resized = MPLUG2Retrieval(config, with_fusion=model.with_fusion)
     state = model.state_dict()
-    key = "visual_encoder.visual.positional_embedding"
-    state[key] = resize_position_embedding(state[key], resized.state_dict()[key].shape[0])
+    tokens = resized.state_dict()[POSITION_EMBEDDING_KEY].shape[0]
+    state[POSITION_EMBEDDING_KEY] = resize_position_embedding(state[POSITION_EMBEDDING_KEY], tokens)
     resized.load_state_dict(state)
     return resized.to(next(model.parameters()).device).train(model.training)
 

@@ -4,8 +4,10 @@ of the arguments it ran with), and what it scores on the test split and on fresh
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from mplug2.config import MPLUG2Config
+from mplug2.folder import CONFIG
 
 
 def write_model_card(folder: Path, report: dict, args: argparse.Namespace) -> None:
@@ -24,7 +26,7 @@ def write_model_card(folder: Path, report: dict, args: argparse.Namespace) -> No
             f"{figures['image_t2i_R@1']:.3f} |"
         )
     choice = report["model_choice"] or {}
-    image_size = json.loads((folder / "config.json").read_text())["vision"]["image_size"]
+    image_size = MPLUG2Config.from_json(folder / CONFIG).image_size
     folder.joinpath("README.md").write_text(
         "# mplug2-synth\n\n"
         f"The mPLUG-2 retrieval architecture at the `mplug2-small` size, {image_size} px input (no additions: every "
