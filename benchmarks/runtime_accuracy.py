@@ -4,7 +4,10 @@ text-to-video and text-to-image R@1 over the seed's 400 test videos and 100 test
 codec and decoder (a quick stand-in for `make heldout-eval`, which takes about 5 minutes per seed and runtime on an
 idle machine). Re-ranking is left out: the bundled model's validation chose none.
 
-    .venv/bin/python benchmarks/runtime_accuracy.py --seeds 11 13 [--precision int8] [--model FOLDER]
+    .venv/bin/python benchmarks/runtime_accuracy.py --seeds 11 13 [--precision int8] [--model FOLDER] [--record]
+
+--record writes the verdict into the model folder's runtime.json: the precision is withheld when it moved any R@1 by
+more than 0.01 (`make bundled-model` records it for the model it builds).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from indexer.synthetic.captions import image_caption, video_caption
 from indexer.synthetic.generate import CODECS, FRAME_RATES, RESOLUTIONS, _rng, plan
 from indexer.synthetic.render import render_image, render_video
 from mplug2.bundle import ModelBundle, load_model_bundle
+from mplug2.runtime.offered import RUNTIME_FILE, record_drift
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,6 +74,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[11, 13])
     parser.add_argument("--model", type=Path, default=REPO / "data" / "models" / "mplug2-synth")
     parser.add_argument("--precision", default="int8")
+    parser.add_argument("--record", action="store_true", help="write the verdict into the model folder's runtime.json")
     args = parser.parse_args()
     torch_bundle = load_model_bundle(args.model, with_fusion=False)
     fast = dataclasses.replace(torch_bundle, runner=None)
@@ -84,6 +89,7 @@ def main() -> None:
     if fallback:
         raise SystemExit(f"openvino {args.precision} is not available for this model: {fallback}")
     print(json.dumps(fast.runner.drift(), indent=1))
+    rows = []
     for seed in args.seeds:
         (clips, clip_captions), (pictures, picture_captions) = fresh_items(seed, torch_bundle.config)
         row = {"seed": seed}
@@ -95,6 +101,10 @@ def main() -> None:
         fp32, fast_row = row["torch fp32"], row[f"openvino {args.precision}"]
         row["difference"] = {key: fast_row[key] - fp32[key] for key in fp32}
         print(json.dumps(row))
+        rows.append({"seed": seed, "reference": fp32, "candidate": fast_row})
+    if args.record:
+        offered = record_drift(args.model, args.precision, f"OpenVINO {args.precision} (NNCF)", rows)
+        print(f"{args.model / RUNTIME_FILE}: {args.precision} {'offered' if offered else 'withheld'}")
 
 
 if __name__ == "__main__":

@@ -117,7 +117,8 @@ def sharpen_words(args: argparse.Namespace) -> str:
         return ""
     size, steps = args.sharpen
     return (
-        f"; the sharpen stage ({steps} steps at {size} px input from the 64 px model, its position grid resized, "
+        f"; the sharpen stage ({steps} steps at {size} px input from the {args.sharpen_start_size} px model, its "
+        "position grid resized, "
         f"lr {args.sharpen_lr}, otherwise as the last motion stage)"
     )
 

@@ -167,3 +167,27 @@ def test_a_precision_the_model_folder_withholds_is_refused_with_its_reason(
     assert not (tmp_path / "cache").exists()  # refused before anything was exported
     assert bundle.use_runtime("openvino", "fp32", cache_root=tmp_path / "cache", prepare=("text",)) is None
     assert (bundle.runtime, bundle.precision) == ("openvino", "fp32")
+
+
+def test_a_measured_drift_is_recorded_as_the_folders_verdict(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from mplug2.runtime.offered import record_drift, withheld
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    within = [
+        {"seed": 11, "reference": {"t2v_R@1": 0.65, "t2i_R@1": 0.48}, "candidate": {"t2v_R@1": 0.64, "t2i_R@1": 0.48}}
+    ]
+    beyond = [*within, {"seed": 13, "reference": {"t2v_R@1": 0.65}, "candidate": {"t2v_R@1": 0.6375}}]
+    assert record_drift(folder, "int8", "OpenVINO int8", within)  # 0.01 exactly is within
+    assert withheld(folder) == {}
+    assert not record_drift(folder, "int8", "OpenVINO int8", beyond)
+    why = withheld(folder)["int8"]
+    assert "moved R@1 by more than 0.01" in why and "seed 13 t2v_R@1 0.65 -> 0.6375" in why
+    bundle = load_model_bundle(folder, with_fusion=False)
+    assert why in bundle.use_runtime("openvino", "int8", cache_root=tmp_path / "cache", prepare=("text",))
+    assert record_drift(folder, "int8", "OpenVINO int8", within)  # a later measurement lifts the refusal
+    assert (
+        withheld(folder) == {}
+        and "kept R@1 within 0.01" in json.loads((folder / "runtime.json").read_text())["checked"]["int8"]
+    )

@@ -112,9 +112,10 @@ def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_s
         with pytest.raises(argparse.ArgumentTypeError):
             sharpen(bad)
     args = argparse.Namespace(sharpen=SHIPPED_SHARPEN, sharpen_lr=3e-4, start_from=None, start_from_note=None)
+    args.sharpen_start_size = 64
     args.lr, args.batch_size, args.hard_batches, args.minutes, args.itm_minutes = 1e-3, 32, 0.5, 52.0, 8.0
     size, steps = SHIPPED_SHARPEN
-    assert f"{steps} steps at {size} px input" in sharpen_words(args)
+    assert f"{steps} steps at {size} px input from the 64 px model" in sharpen_words(args)
     assert first_stages_words(args).startswith("joint ITC + ITM from random weights")
     args.start_from, args.start_from_note = Path("old-model"), "the previous release"
     assert first_stages_words(args) == "started from the previous release"
