@@ -33,11 +33,11 @@ TARGET = REPO / "data" / "models" / "mplug2-synth"
 SHIPPED_MOTION_STAGES: tuple[tuple[int, float], ...] = ((1200, 0.5), (1200, 1.0))
 SHIPPED_SEPARATION_MARGIN = 0.8
 SHIPPED_TEMPORAL_LR_SCALE = 10.0
-# The last stage: the motion recipe again at a higher input size, from the 64 px model with its position grid resized.
-# At 64 px a small shape is about two 8 px patches wide, and a linear probe on the 64 px model's visual tokens read
-# shape at 0.21-0.24 (chance 0.17) while it read colour at 0.99: most of its misses were shape. (input size, steps)
-SHIPPED_SHARPEN: tuple[int, int] | None = (96, 800)
-SHIPPED_SHARPEN_LR = 3e-4
+# The last stages: the motion recipe again at a higher input size, from the 64 px model with its position grid
+# resized. At 64 px a small shape is about two 8 px patches wide, and a linear probe on the 64 px model's visual tokens
+# read shape at 0.21-0.24 (chance 0.17) while it read colour at 0.99: most of its misses were shape.
+# (input size, steps, learning rate) per stage, each from the previous one's model with a fresh warm-up and schedule.
+SHIPPED_SHARPEN: tuple[tuple[int, int, float], ...] = ((96, 800, 3e-4),)
 # Seeds never trained or tuned on, measured as a new user would (`make heldout-eval SEED=S`) for the card.
 FRESH_SEEDS = (11, 13)
 
@@ -56,17 +56,20 @@ def motion_stages(text: str) -> tuple[tuple[int, float], ...]:
     return stages
 
 
-def sharpen(text: str) -> tuple[int, int] | None:
-    """'96:800' → (96, 800); 'none' → None."""
+def sharpen(text: str) -> tuple[tuple[int, int, float], ...]:
+    """'96:800:3e-4,96:900:2e-4' → ((96, 800, 0.0003), (96, 900, 0.0002)); 'none' → ()."""
     if text.strip().lower() == "none":
-        return None
+        return ()
     try:
-        size, steps = (int(part) for part in text.split(":"))
+        stages = tuple(
+            (int(size), int(steps), float(lr)) for size, steps, lr in (p.split(":") for p in text.split(","))
+        )
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give SIZE:STEPS, e.g. 96:800, or none") from None
-    if size <= 0 or steps <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the size and the steps must be positive")
-    return size, steps
+        message = f"{text!r}: give SIZE:STEPS:LR[,SIZE:STEPS:LR...], e.g. 96:800:3e-4, or none"
+        raise argparse.ArgumentTypeError(message) from None
+    if any(size <= 0 or steps <= 0 or lr <= 0 for size, steps, lr in stages):
+        raise argparse.ArgumentTypeError(f"{text!r}: the size, the steps and the learning rate must be positive")
+    return stages
 
 
 def seeds(text: str) -> tuple[int, ...]:
@@ -124,11 +127,10 @@ def main() -> None:
         "--sharpen",
         type=sharpen,
         default=SHIPPED_SHARPEN,
-        help="after the motion stages, SIZE:STEPS of the last motion stage's recipe at input size SIZE (a multiple of "
-        "8) ('none': skip; default: the shipped recipe, "
-        f"{':'.join(map(str, SHIPPED_SHARPEN)) if SHIPPED_SHARPEN else 'none'})",
+        help="after the motion stages, SIZE:STEPS:LR[,...]: stages of the last motion stage's recipe at input size "
+        "SIZE (a multiple of 8), each from the previous one ('none': skip; default: the shipped recipe, "
+        f"{','.join(':'.join(map(str, stage)) for stage in SHIPPED_SHARPEN) or 'none'})",
     )
-    parser.add_argument("--sharpen-lr", type=float, default=SHIPPED_SHARPEN_LR)
     parser.add_argument("--rerank-k", type=int, default=16, help="depth of the re-ranked rows in metrics.json")
     parser.add_argument(
         "--final-itm-minutes", type=float, default=4.0, help="time budget of the ITM stage after each motion stage"
@@ -199,18 +201,15 @@ def main() -> None:
         if not finished(final_dir):
             itm_stage(args, data, motion_dir, final_dir, args.final_itm_minutes, args.itm_random_negatives)
         model = final_dir / "model"
-    args.sharpen_start_size = None  # for the card: the input size the sharpen stage resizes the position grid from
-    if args.sharpen is not None:
-        size, steps = args.sharpen
-        args.sharpen_start_size = MPLUG2Config.from_json(model / CONFIG).image_size
-        # No ITM stage after it: one (mined and caption negatives, 10 minutes) left its fusion encoder no better at
-        # re-ranking than the one trained jointly here (validation R@1 re-ranked: video 0.730 vs 0.753).
-        sharpen_dir = args.work / "sharpen"
-        share = args.motion_stages[-1][1] if args.motion_stages else 1.0
+    # For the card: the input size the first sharpen stage resizes the position grid from.
+    args.sharpen_start_size = MPLUG2Config.from_json(model / CONFIG).image_size
+    share = args.motion_stages[-1][1] if args.motion_stages else 1.0
+    # No ITM stage after them: one (mined and caption negatives, 10 minutes) left its fusion encoder no better at
+    # re-ranking than the one trained jointly here (validation R@1 re-ranked: video 0.730 vs 0.753).
+    for number, (size, steps, lr) in enumerate(args.sharpen):
+        sharpen_dir = args.work / ("sharpen" if number == 0 else f"sharpen-{number + 1}")
         if not finished(sharpen_dir):
-            motion_stage(
-                args, data, model, sharpen_dir, phrases, attribute_words, steps, share, args.sharpen_lr, image_size=size
-            )
+            motion_stage(args, data, model, sharpen_dir, phrases, attribute_words, steps, share, lr, size, seed=number)
         model = sharpen_dir / "model"
     measure_and_install(args, data, validation, model)
 
@@ -268,6 +267,7 @@ def motion_stage(
     caption_negatives: float,
     lr: float | None = None,
     image_size: int | None = None,
+    seed: int = 0,
 ) -> None:
     """Every weight again, from the previous stage's model: each direction video beside its time-reversed twin in
     the same batch (only time order tells them apart, so the temporal adapters must learn it), half the batches of
@@ -286,7 +286,7 @@ def motion_stage(
         *("--itm-random-negatives", str(args.itm_random_negatives)),
         *("--caption-negatives", str(caption_negatives), "--attribute-words", str(attribute_words)),
         *("--separation-margin", str(args.separation_margin), "--temporal-lr-scale", str(args.temporal_lr_scale)),
-        *("--frame-cache", str(args.work / "frames"), "--seed", "0", "--fp16-weights"),
+        *("--frame-cache", str(args.work / "frames"), "--seed", str(seed), "--fp16-weights"),
         *(("--image-size", str(image_size)) if image_size else ()),
     )
 

@@ -112,15 +112,19 @@ def first_stages_words(args: argparse.Namespace) -> str:
 
 
 def sharpen_words(args: argparse.Namespace) -> str:
-    """The card's words for the sharpen stage (empty when skipped)."""
-    if args.sharpen is None:
-        return ""
-    size, steps = args.sharpen
-    return (
-        f"; the sharpen stage ({steps} steps at {size} px input from the {args.sharpen_start_size} px model, its "
-        "position grid resized, "
-        f"lr {args.sharpen_lr}, otherwise as the last motion stage)"
-    )
+    """The card's words for the sharpen stages (empty when skipped)."""
+    words = []
+    for number, (size, steps, lr) in enumerate(args.sharpen, start=1):
+        start = (
+            f"from the {args.sharpen_start_size} px model, its position grid resized"
+            if number == 1
+            else f"from sharpen stage {number - 1}"
+        )
+        words.append(
+            f"; sharpen stage {number} ({steps} steps at {size} px input {start}, lr {lr:g}, seed {number - 1}, "
+            "otherwise as the last motion stage)"
+        )
+    return "".join(words)
 
 
 def motion_stage_words(args: argparse.Namespace, steps: int, share: float, number: int) -> str:

@@ -107,17 +107,19 @@ def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_s
     from bundled_model import SHIPPED_SHARPEN, sharpen
     from model_card import first_stages_words, sharpen_words
 
-    assert sharpen("96:800") == (96, 800) and sharpen("none") is None
-    for bad in ("96", "96:x", "0:800"):
+    assert sharpen("96:800:3e-4,96:900:2e-4") == ((96, 800, 3e-4), (96, 900, 2e-4)) and sharpen("none") == ()
+    for bad in ("96:800", "96:x:1e-4", "0:800:1e-4", "96:800:0"):
         with pytest.raises(argparse.ArgumentTypeError):
             sharpen(bad)
-    args = argparse.Namespace(sharpen=SHIPPED_SHARPEN, sharpen_lr=3e-4, start_from=None, start_from_note=None)
+    args = argparse.Namespace(sharpen=SHIPPED_SHARPEN, start_from=None, start_from_note=None)
     args.sharpen_start_size = 64
     args.lr, args.batch_size, args.hard_batches, args.minutes, args.itm_minutes = 1e-3, 32, 0.5, 52.0, 8.0
-    size, steps = SHIPPED_SHARPEN
-    assert f"{steps} steps at {size} px input from the 64 px model" in sharpen_words(args)
+    size, steps, _ = SHIPPED_SHARPEN[0]
+    assert f"sharpen stage 1 ({steps} steps at {size} px input from the 64 px model" in sharpen_words(args)
+    args.sharpen = ((96, 800, 3e-4), (96, 900, 2e-4))
+    assert "; sharpen stage 2 (900 steps at 96 px input from sharpen stage 1, lr 0.0002, seed 1," in sharpen_words(args)
     assert first_stages_words(args).startswith("joint ITC + ITM from random weights")
     args.start_from, args.start_from_note = Path("old-model"), "the previous release"
     assert first_stages_words(args) == "started from the previous release"
-    args.sharpen = None
+    args.sharpen = ()
     assert sharpen_words(args) == ""
