@@ -3,7 +3,7 @@
 1. generate the synthetic benchmark (seed 0) and a validation set (seed 1, never the test split), 2. build the
 vocabulary, 3. train with ITC + ITM: the joint stage from random weights, a short ITM stage, then the motion stages
 (time-reversed twins, caption negatives, hard batches, half random ITM negatives), each followed by an ITM stage, all
-at 64 px, then the sharpen stage (the last motion stage's recipe at 96 px), 4. choose the re-rank depth on the
+at 64 px, then two sharpen stages (the last motion stage's recipe at 96 px), 4. choose the re-rank depth on the
 validation set (or no re-ranking), 5. measure on the held-out test split and the fresh seeds, 6. write the model
 folder with its metrics, re-rank choice, card and int8 verdict (runtime.json). Every step resumes: rerun the command
 after an interruption; a stage whose model folder exists is skipped.
@@ -37,7 +37,8 @@ SHIPPED_TEMPORAL_LR_SCALE = 10.0
 # resized. At 64 px a small shape is about two 8 px patches wide, and a linear probe on the 64 px model's visual tokens
 # read shape at 0.21-0.24 (chance 0.17) while it read colour at 0.99: most of its misses were shape.
 # (input size, steps, learning rate) per stage, each from the previous one's model with a fresh warm-up and schedule.
-SHIPPED_SHARPEN: tuple[tuple[int, int, float], ...] = ((96, 800, 3e-4),)
+# The second stage raised validation R@1 from 0.737 to 0.760 (video) and 0.50 to 0.53 (image) in 74 minutes.
+SHIPPED_SHARPEN: tuple[tuple[int, int, float], ...] = ((96, 800, 3e-4), (96, 900, 2e-4))
 # Seeds never trained or tuned on, measured as a new user would (`make heldout-eval SEED=S`) for the card.
 FRESH_SEEDS = (11, 13)
 
