@@ -88,3 +88,21 @@ def test_models_shows_the_exports_and_their_drift(
     assert "openvino fp32" in output and "text   cosine min 1.0000" in output
     # the bundled model withholds int8 (its retrieval moved by more than 0.01 R@1), and `models` says why
     assert "int8 not offered: OpenVINO int8 (NNCF) moved R@1" in output
+
+
+def test_an_archive_whose_model_folder_now_holds_other_weights_says_how_to_re_embed(
+    settings: Settings, tiny_model_dir: Path
+) -> None:
+    import torch
+
+    archive = Archive(settings)
+    archive.bind_model(load_model_bundle(tiny_model_dir, with_fusion=False))
+    upgraded = load_model_bundle(tiny_model_dir, with_fusion=False)  # the same folder, as after an upgrade
+    with torch.no_grad():
+        next(upgraded.model.parameters()).add_(1.0)
+    with pytest.raises(
+        ArchiveError, match=r"now holds other weights.*a new --db and --index-dir; for the demo, delete its folder"
+    ) as caught:
+        archive.bind_model(upgraded)
+    assert "Use --model" not in str(caught.value)  # naming the same folder again would not help
+    archive.close()
