@@ -112,16 +112,16 @@ class Archive:
         feature mode and index type asked for (so the next run, asking nothing, keeps them)."""
         name, fingerprint = bundle.name, bundle.fingerprint
         recorded = self.meta.get("model_fingerprint")
-        if recorded is not None and recorded != fingerprint and self.meta.get("model") == name:
-            # The same folder with other weights (an upgrade of the bundled model, a retrained model): naming the
-            # folder again cannot help, so say what can.
-            raise ArchiveError(
-                f"this archive was indexed with the weights {recorded} of model {name}, which now holds other "
-                f"weights ({fingerprint}: an upgrade or a retrained model), and their vectors do not compare. Index "
-                "into a new archive (a new MPLUG2_SEARCH_HOME, or a new --db and --index-dir; for the demo, delete "
-                "its folder) to re-embed everything with the new weights, or put the old weights back."
-            )
         if recorded is not None and recorded != fingerprint:
+            if self.meta.get("model") == name:
+                # The same folder with other weights (an upgrade of the bundled model, a retrained model): naming the
+                # folder again cannot help, so say what can.
+                raise ArchiveError(
+                    f"this archive was indexed with the weights {recorded} of model {name}, which now holds other "
+                    f"weights ({fingerprint}: an upgrade or a retrained model), and their vectors do not compare. "
+                    "Index into a new archive (a new MPLUG2_SEARCH_HOME, or a new --db and --index-dir; for the demo, "
+                    "delete its folder) to re-embed everything with the new weights, or put the old weights back."
+                )
             raise ArchiveError(
                 f"this archive was indexed with model {self.meta.get('model')} ({recorded}); {name} ({fingerprint}) "
                 f"makes different vectors. Use --model {self.meta.get('model')}, or index into a new archive (a new "
