@@ -62,7 +62,10 @@ DEFAULT_FEATURE_MODE = "full"
 
 
 def _nothing_indexed(index_dir: Path) -> ArchiveError:
-    return ArchiveError(f"nothing has been indexed into {index_dir} yet: run `mplug2-search index PATH`")
+    return ArchiveError(
+        f"nothing has been indexed into {index_dir} yet: run `mplug2-search index PATH`, or give --index-dir the "
+        "folder an earlier run indexed into"
+    )
 
 
 class Archive:
@@ -126,6 +129,14 @@ class Archive:
                 f"this archive was indexed with model {self.meta.get('model')} ({recorded}); {name} ({fingerprint}) "
                 f"makes different vectors. Use --model {self.meta.get('model')}, or index into a new archive (a new "
                 "MPLUG2_SEARCH_HOME, or a new --db and --index-dir) to re-embed everything with the new model."
+            )
+        if not self.meta_path.exists() and len(self.catalog.kept_clip_ids()):
+            # A catalog without its index folder: a new or deleted --index-dir, or one on a disk not mounted. Encoding
+            # every file again here is rarely what was meant, and would leave two archives sharing one catalog.
+            raise ArchiveError(
+                f"the catalog {self.settings.db_url} lists indexed files, but {self.index_dir} holds no archive of "
+                "them (a new or deleted --index-dir, or a disk not mounted?). Give --index-dir the folder they were "
+                "indexed into, or a new --db too to index everything afresh."
             )
         runtime = self.runtime
         if runtime is not None and runtime != (bundle.runtime, bundle.precision):
@@ -246,8 +257,18 @@ class Archive:
         return run_id
 
     def recover(self) -> int:
-        """Files an earlier run left `indexing`: drop their pending clips and any vectors stored for them.
-        Returns how many orphan vectors were dropped."""
+        """Files an earlier run left `indexing`: drop their pending clips and any vectors stored for them. Indexed
+        files whose stored vectors are gone (a feature shard deleted or lost with a disk) are encoded again: put back
+        as `indexing`, they take the same road. Returns how many orphan vectors were dropped."""
+        self.store.refresh()
+        lost = self.catalog.requeue_media_of(np.setdiff1d(self.catalog.ready_clip_ids(), self.store.ids()))
+        if lost:
+            log.warning(
+                "%d indexed files have lost their stored vectors (feature-store shards deleted or lost), "
+                "e.g. %s: encoding them again",
+                len(lost),
+                lost[0].path,
+            )
         for record in self.catalog.media_by_status("indexing"):
             self.catalog.discard_pending(record.id)
             log.info("redoing %s (an earlier run was interrupted while indexing it)", record.path)

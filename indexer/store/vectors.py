@@ -100,10 +100,10 @@ class VectorIndex:
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(ids) == 0:  # (an empty store answers with vectors of width 0)
+            return
         if vectors.shape != (len(ids), self.dim):
             raise ValueError(f"vectors of shape {vectors.shape} for {len(ids)} ids of dim {self.dim}")
-        if len(ids) == 0:
-            return
         revived = self.tombstones.intersection(ids.tolist())
         if revived:  # a clip back from offline: its vector never changed (ids are never reused), so unhide it
             self.tombstones -= revived

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 
 from indexer.indexing.pipeline import IndexOptions, index_paths
 from indexer.settings import Settings
-from indexer.store.archive import Archive
+from indexer.store.archive import Archive, ArchiveError
 from indexer.store.db import migrations
 from indexer.store.vectors import VectorIndex
 from mplug2 import load_model_bundle
@@ -189,3 +189,46 @@ def test_an_archive_written_before_schema_v4_opens_keeps_its_clips_and_encodes_n
     assert archive.catalog.ready_clip_ids().tolist() == searchable
     archive.close()
     assert_verified(settings)
+
+
+def test_files_whose_stored_vectors_were_lost_are_encoded_again(
+    archive_dir: Path, settings: Settings, tiny_model_dir: Path
+) -> None:
+    run_index([archive_dir], settings, tiny_model_dir)
+    archive = Archive(settings)
+    searchable = len(archive.catalog.ready_clip_ids())
+    shard = sorted(archive.store.shards_dir.iterdir())[0]
+    lost = set(archive.store.ids().tolist())
+    archive.close()
+    shard.unlink()  # a shard gone (deleted by hand, lost with a disk): its clips' vectors with it
+    archive = Archive(settings)
+    lost -= set(archive.store.ids().tolist())
+    files = {
+        m.path for m in archive.files_inside(str(archive_dir)) if set(archive.catalog.kept_clip_ids_of(m.id)) & lost
+    }
+    archive.close()
+    assert lost and files
+
+    again = run_index([archive_dir], settings, tiny_model_dir)
+    # Only the files that lost vectors are encoded; every other file (bad ones too: not retried) is unchanged.
+    assert again.indexed == len(files) and again.unchanged == again.seen - len(files) and again.failed == 0
+    assert again.clips >= len(lost), "every lost clip encoded again"
+    archive = Archive(settings)
+    assert len(archive.catalog.ready_clip_ids()) == searchable
+    archive.close()
+    assert_verified(settings)
+
+
+def test_a_catalog_without_its_index_folder_is_refused_and_kept_as_it_was(
+    archive_dir: Path, settings: Settings, tiny_model_dir: Path
+) -> None:
+    run_index([archive_dir], settings, tiny_model_dir)
+    archive = Archive(settings)
+    searchable = archive.catalog.ready_clip_ids()
+    archive.close()
+    shutil.rmtree(settings.index_dir)  # a deleted --index-dir, or a new one given with the old catalog
+    with pytest.raises(ArchiveError, match=r"lists indexed files, but .* holds no archive of them.*a new --db too"):
+        run_index([archive_dir], settings, tiny_model_dir)
+    archive = Archive(settings)
+    assert np.array_equal(archive.catalog.ready_clip_ids(), searchable), "the catalog is left as it was"
+    archive.close()

@@ -168,6 +168,25 @@ class Catalog:
             _bump_generation(session)
             return clip_ids
 
+    def requeue_media_of(self, clip_ids: Sequence[int]) -> list[MediaRecord]:
+        """The indexed files owning these clips, put back as an interrupted run leaves a file (`indexing`, its clips
+        pending), so that the next plan encodes them again. Returns the files as they were."""
+        with self._session() as session, session.begin():
+            media_ids: set[int] = set()
+            for chunk in _chunks([int(i) for i in clip_ids], 900):  # stay under SQLite's bound-parameter limit
+                media_ids.update(session.scalars(select(Clip.media_id).where(Clip.id.in_(chunk))))
+            rows = [
+                _media_record(row)
+                for chunk in _chunks(sorted(media_ids), 900)
+                for row in session.scalars(select(Media).where(Media.id.in_(chunk), Media.status == INDEXED))
+            ]
+            for chunk in _chunks([row.id for row in rows], 900):
+                session.execute(update(Clip).where(Clip.media_id.in_(chunk)).values(status=CLIP_PENDING))
+                session.execute(update(Media).where(Media.id.in_(chunk)).values(status=INDEXING, updated_at=_now()))
+            if rows:
+                _bump_generation(session)
+            return rows
+
     def discard_pending(self, media_id: int) -> list[int]:
         """Drop the pending clips of an interrupted file; returns their ids."""
         with self._session() as session, session.begin():
