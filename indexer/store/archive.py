@@ -39,6 +39,13 @@ import numpy as np
 
 from indexer.atomic import atomic_write_json
 from indexer.settings import Settings
+from indexer.store.binding import (
+    catalog_without_its_index,
+    nothing_indexed,
+    other_model,
+    other_runtime,
+    searched_with_other_model,
+)
 from indexer.store.db import Catalog
 from indexer.store.db.records import (
     ClipRecord,
@@ -47,7 +54,7 @@ from indexer.store.db.records import (
     ProbeFacts,
     SearchFilters,
 )
-from indexer.store.errors import ArchiveError
+from indexer.store.errors import ArchiveError  # noqa: F401 (callers import it from here)
 from indexer.store.features import FeatureStore
 from indexer.store.lock import IndexLock
 from indexer.store.reports import ArchiveStats, CompactReport, FeatureStats, SyncReport, VerifyReport, verify_archive
@@ -59,13 +66,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_FEATURE_MODE = "full"
-
-
-def _nothing_indexed(index_dir: Path) -> ArchiveError:
-    return ArchiveError(
-        f"nothing has been indexed into {index_dir} yet: run `mplug2-search index PATH`, or give --index-dir the "
-        "folder an earlier run indexed into"
-    )
 
 
 class Archive:
@@ -90,7 +90,7 @@ class Archive:
         pointed at the wrong folder or database says so and leaves no empty archive behind."""
         meta_path = settings.index_dir / "archive.json"
         if not meta_path.is_file() or "model_fingerprint" not in json.loads(meta_path.read_text()):
-            raise _nothing_indexed(settings.index_dir)
+            raise nothing_indexed(settings.index_dir)
         return cls(settings)
 
     @property
@@ -113,41 +113,16 @@ class Archive:
     def bind_model(self, bundle: ModelBundle, factory: str | None = None) -> None:
         """Record (first run) or check (later runs) which model the archive's vectors come from, and record the
         feature mode and index type asked for (so the next run, asking nothing, keeps them)."""
-        name, fingerprint = bundle.name, bundle.fingerprint
         recorded = self.meta.get("model_fingerprint")
-        if recorded is not None and recorded != fingerprint:
-            if self.meta.get("model") == name:
-                # The same folder with other weights (an upgrade of the bundled model, a retrained model): naming the
-                # folder again cannot help, so say what can.
-                raise ArchiveError(
-                    f"this archive was indexed with the weights {recorded} of model {name}, which now holds other "
-                    f"weights ({fingerprint}: an upgrade or a retrained model), and their vectors do not compare. "
-                    "Index into a new archive (a new MPLUG2_SEARCH_HOME, or a new --db and --index-dir; for the demo, "
-                    "delete its folder) to re-embed everything with the new weights, or put the old weights back."
-                )
-            raise ArchiveError(
-                f"this archive was indexed with model {self.meta.get('model')} ({recorded}); {name} ({fingerprint}) "
-                f"makes different vectors. Use --model {self.meta.get('model')}, or index into a new archive (a new "
-                "MPLUG2_SEARCH_HOME, or a new --db and --index-dir) to re-embed everything with the new model."
-            )
+        if refusal := other_model(self.meta, bundle):
+            raise refusal
         if not self.meta_path.exists() and len(self.catalog.kept_clip_ids()):
-            # A catalog without its index folder: a new or deleted --index-dir, or one on a disk not mounted. Encoding
-            # every file again here is rarely what was meant, and would leave two archives sharing one catalog.
-            raise ArchiveError(
-                f"the catalog {self.settings.db_url} lists indexed files, but {self.index_dir} holds no archive of "
-                "them (a new or deleted --index-dir, or a disk not mounted?). Give --index-dir the folder they were "
-                "indexed into, or a new --db too to index everything afresh."
-            )
-        runtime = self.runtime
-        if runtime is not None and runtime != (bundle.runtime, bundle.precision):
-            raise ArchiveError(
-                f"this archive was encoded with {runtime[0]} {runtime[1]}, not {bundle.runtime} {bundle.precision}: "
-                f"mixed precisions make vectors that do not compare. Use --runtime {runtime[0]} --precision "
-                f"{runtime[1]}, or index into a new --index-dir to re-encode everything."
-            )
+            raise catalog_without_its_index(self.settings)
+        if refusal := other_runtime(self.runtime, bundle):
+            raise refusal
         wanted = {"feature_mode": self.store.mode, "model_weights": bundle.weights_stamp}
         if recorded is None:
-            wanted.update(model=name, model_fingerprint=fingerprint, dim=bundle.config.embed_dim)
+            wanted.update(model=bundle.name, model_fingerprint=bundle.fingerprint, dim=bundle.config.embed_dim)
             wanted.update(runtime=bundle.runtime, precision=bundle.precision)
             wanted["factory"] = factory or "Flat"
         elif factory is not None:
@@ -164,14 +139,11 @@ class Archive:
         run recorded, unchanged (same path, size and time), needs no fingerprint: that pass over every weight costs
         a search from the shell a tenth of a second with the bundled model, seconds with a large one."""
         if "model_fingerprint" not in self.meta:
-            raise _nothing_indexed(self.index_dir)
+            raise nothing_indexed(self.index_dir)
         if bundle.weights_stamp is not None and bundle.weights_stamp == self.meta.get("model_weights"):
             return
         if self.meta["model_fingerprint"] != bundle.fingerprint:
-            raise ArchiveError(
-                f"the archive was indexed with {self.meta['model']}, not {bundle.name}: search it with "
-                f"--model {self.meta['model']}"
-            )
+            raise searched_with_other_model(self.meta, bundle)
 
     # the vector index (a cache of the stored vectors of the ready clips)
 
@@ -190,7 +162,7 @@ class Archive:
     def load_index(self, sync: bool = True) -> VectorIndex:
         """The saved index (or an empty one), synced to the database's ready clips."""
         if "dim" not in self.meta:
-            raise _nothing_indexed(self.index_dir)
+            raise nothing_indexed(self.index_dir)
         index = None
         if VectorIndex.exists(self.vectors_path):
             try:
@@ -232,7 +204,7 @@ class Archive:
     def rebuild_index(self, factory: str | None = None) -> VectorIndex:
         """A new index from the feature store's vectors of the ready clips, saved in place of the old one."""
         if "dim" not in self.meta:
-            raise _nothing_indexed(self.index_dir)
+            raise nothing_indexed(self.index_dir)
         factory = factory or self.meta.get("factory", "Flat")
         index = VectorIndex(self.meta["dim"], factory, model=self.meta["model_fingerprint"])
         report = self.sync_index(index)

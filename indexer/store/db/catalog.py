@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from indexer.settings import DB_RETRY_S
 from indexer.store.db import migrations
 from indexer.store.db.engine import make_engine, open_failure
-from indexer.store.db.models import ArchiveState, Clip, IndexRun, Media, Root, Thumbnail
+from indexer.store.db.models import ArchiveState, Clip, Media, Root, Thumbnail, utc_now
 from indexer.store.db.records import (
     CLIP_OFFLINE,
     CLIP_PENDING,
@@ -38,14 +38,10 @@ from indexer.store.db.records import (
     FileStamp,
     MediaRecord,
     ProbeFacts,
-    RunRecord,
     SearchFilters,
 )
 from indexer.store.db.retry import retrying_methods
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+from indexer.store.db.run_log import RunLog
 
 
 class CatalogError(RuntimeError):
@@ -53,8 +49,8 @@ class CatalogError(RuntimeError):
 
 
 @retrying_methods
-class Catalog:
-    """Files, clips, roots and index runs. `url` is any SQLAlchemy URL (SQLite file by default). Every public
+class Catalog(RunLog):
+    """Files, clips, roots and index runs (`RunLog`). `url` is any SQLAlchemy URL (SQLite file by default). Every public
     method is one transaction, retried for up to `retry_s` seconds while the database is away (`retry.py`)."""
 
     def __init__(self, url: str, retry_s: float = DB_RETRY_S) -> None:
@@ -80,7 +76,7 @@ class Catalog:
         resolved = str(Path(path).resolve())
         with self._session() as session, session.begin():
             if session.scalar(select(Root.id).where(Root.path == resolved)) is None:
-                session.add(Root(path=resolved, added_at=_now()))
+                session.add(Root(path=resolved, added_at=utc_now()))
         return resolved
 
     def roots(self) -> list[str]:
@@ -139,8 +135,9 @@ class Catalog:
             if ready:
                 session.execute(update(Clip).where(Clip.id.in_(ready)).values(status=CLIP_READY))
             session.execute(delete(Clip).where(Clip.media_id == media_id, Clip.status == CLIP_PENDING))
+            now = utc_now()
             session.execute(
-                update(Media).where(Media.id == media_id).values(status=INDEXED, indexed_at=_now(), updated_at=_now())
+                update(Media).where(Media.id == media_id).values(status=INDEXED, indexed_at=now, updated_at=now)
             )
             _bump_generation(session)
 
@@ -154,7 +151,7 @@ class Catalog:
     def touch_media(self, media_id: int, mtime: float) -> None:
         """A file whose mtime changed but whose content did not: remember the new mtime, keep everything else."""
         with self._session() as session, session.begin():
-            session.execute(update(Media).where(Media.id == media_id).values(mtime=mtime, updated_at=_now()))
+            session.execute(update(Media).where(Media.id == media_id).values(mtime=mtime, updated_at=utc_now()))
 
     def mark_missing(self, media_ids: Iterable[int]) -> list[int]:
         """Files gone from disk: status `missing`, clips removed. Returns the removed clip ids."""
@@ -164,7 +161,7 @@ class Catalog:
         with self._session() as session, session.begin():
             clip_ids = list(session.scalars(select(Clip.id).where(Clip.media_id.in_(ids))))
             session.execute(delete(Clip).where(Clip.media_id.in_(ids)))
-            session.execute(update(Media).where(Media.id.in_(ids)).values(status=MISSING, updated_at=_now()))
+            session.execute(update(Media).where(Media.id.in_(ids)).values(status=MISSING, updated_at=utc_now()))
             _bump_generation(session)
             return clip_ids
 
@@ -182,7 +179,7 @@ class Catalog:
             ]
             for chunk in _chunks([row.id for row in rows], 900):
                 session.execute(update(Clip).where(Clip.media_id.in_(chunk)).values(status=CLIP_PENDING))
-                session.execute(update(Media).where(Media.id.in_(chunk)).values(status=INDEXING, updated_at=_now()))
+                session.execute(update(Media).where(Media.id.in_(chunk)).values(status=INDEXING, updated_at=utc_now()))
             if rows:
                 _bump_generation(session)
             return rows
@@ -210,7 +207,7 @@ class Catalog:
         with self._session() as session, session.begin():
             clips = update(Clip).where(Clip.media_id.in_(ids), Clip.status == CLIP_READY).values(status=CLIP_OFFLINE)
             count = session.execute(clips).rowcount
-            session.execute(update(Media).where(Media.id.in_(ids)).values(status=OFFLINE, updated_at=_now()))
+            session.execute(update(Media).where(Media.id.in_(ids)).values(status=OFFLINE, updated_at=utc_now()))
             _bump_generation(session)
             return count
 
@@ -229,7 +226,7 @@ class Catalog:
             session.execute(
                 update(Media)
                 .where(Media.id == media_id)
-                .values(path=path, root=root, size=stamp.size, mtime=stamp.mtime, status=INDEXED, updated_at=_now())
+                .values(path=path, root=root, size=stamp.size, mtime=stamp.mtime, status=INDEXED, updated_at=utc_now())
             )
             _bump_generation(session)
             return dropped
@@ -366,40 +363,6 @@ class Catalog:
         with self._session() as session:
             return session.scalar(select(Thumbnail.jpeg).where(Thumbnail.clip_id == int(clip_id)))
 
-    # index runs
-
-    def start_run(self, model: str, preprocessing: dict, roots: list[str]) -> int:
-        with self._session() as session, session.begin():
-            run = IndexRun(
-                started_at=_now(),
-                status="running",
-                model=model,
-                preprocessing=preprocessing,
-                roots=roots,
-                counts={},
-                timings={},
-            )
-            session.add(run)
-            session.flush()
-            return run.id
-
-    def finish_run(self, run_id: int, status: str, counts: dict, timings: dict) -> None:
-        with self._session() as session, session.begin():
-            session.execute(
-                update(IndexRun)
-                .where(IndexRun.id == run_id)
-                .values(status=status, counts=counts, timings=timings, finished_at=_now())
-            )
-
-    def runs(self, limit: int = 20) -> list[RunRecord]:
-        with self._session() as session:
-            rows = session.scalars(select(IndexRun).order_by(IndexRun.id.desc()).limit(limit))
-            return [_run_record(row) for row in rows]
-
-    def last_run(self) -> RunRecord | None:
-        runs = self.runs(limit=1)
-        return runs[0] if runs else None
-
     # status
 
     def stats(self) -> CatalogStats:
@@ -435,7 +398,7 @@ def _reset_media(session: Session, path: str, root: str, stamp: FileStamp, statu
     """The file's row (created if new) with its clips dropped and its stamp and status set; the old clip ids."""
     row = session.scalar(select(Media).where(Media.path == path))
     if row is None:
-        row = Media(path=path, root=root, size=stamp.size, mtime=stamp.mtime, status=status, updated_at=_now())
+        row = Media(path=path, root=root, size=stamp.size, mtime=stamp.mtime, status=status, updated_at=utc_now())
         session.add(row)
         session.flush()
     old_clip_ids = list(session.scalars(select(Clip.id).where(Clip.media_id == row.id)))
@@ -443,7 +406,7 @@ def _reset_media(session: Session, path: str, root: str, stamp: FileStamp, statu
     if old_clip_ids:  # some may have been ready (a changed file): readers must look again
         _bump_generation(session)
     row.root, row.size, row.mtime, row.content_hash = root, stamp.size, stamp.mtime, stamp.content_hash
-    row.status, row.updated_at = status, _now()
+    row.status, row.updated_at = status, utc_now()
     return row, old_clip_ids
 
 
@@ -454,7 +417,3 @@ def _bump_generation(session: Session) -> None:
 
 def _media_record(row: Media) -> MediaRecord:
     return MediaRecord(**{field.name: getattr(row, field.name) for field in fields(MediaRecord)})
-
-
-def _run_record(row: IndexRun) -> RunRecord:
-    return RunRecord(**{field.name: getattr(row, field.name) for field in fields(RunRecord)})

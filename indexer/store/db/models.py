@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utc_now() -> datetime:
+    """The time a row records: UTC without tzinfo, as the DateTime columns store it."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
 
 # SQLite gives a BIGINT primary key no rowid alias (so no autoincrement); plain INTEGER there, BIGINT elsewhere.
 ClipId = BigInteger().with_variant(Integer(), "sqlite")
