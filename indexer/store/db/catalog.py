@@ -43,6 +43,8 @@ from indexer.store.db.records import (
 from indexer.store.db.retry import retrying_methods
 from indexer.store.db.run_log import RunLog
 
+_IN_LIST_SIZE = 900  # ids bound in one `IN (...)` list: under SQLite's bound-parameter limit (999 in old builds)
+
 
 class CatalogError(RuntimeError):
     """The database URL cannot be opened; the message says what it is and what to give instead."""
@@ -170,14 +172,14 @@ class Catalog(RunLog):
         pending), so that the next plan encodes them again. Returns the files as they were."""
         with self._session() as session, session.begin():
             media_ids: set[int] = set()
-            for chunk in _chunks([int(i) for i in clip_ids], 900):  # stay under SQLite's bound-parameter limit
+            for chunk in _chunks([int(i) for i in clip_ids]):
                 media_ids.update(session.scalars(select(Clip.media_id).where(Clip.id.in_(chunk))))
             rows = [
                 _media_record(row)
-                for chunk in _chunks(sorted(media_ids), 900)
+                for chunk in _chunks(sorted(media_ids))
                 for row in session.scalars(select(Media).where(Media.id.in_(chunk), Media.status == INDEXED))
             ]
-            for chunk in _chunks([row.id for row in rows], 900):
+            for chunk in _chunks([row.id for row in rows]):
                 session.execute(update(Clip).where(Clip.media_id.in_(chunk)).values(status=CLIP_PENDING))
                 session.execute(update(Media).where(Media.id.in_(chunk)).values(status=INDEXING, updated_at=utc_now()))
             if rows:
@@ -292,7 +294,7 @@ class Catalog(RunLog):
             return []
         by_id: dict[int, ClipRecord] = {}
         with self._session() as session:
-            for chunk in _chunks(wanted, 900):  # stay under SQLite's bound-parameter limit
+            for chunk in _chunks(wanted):
                 query = (
                     select(Clip, Media)
                     .join(Media, Clip.media_id == Media.id)
@@ -385,9 +387,10 @@ class Catalog(RunLog):
         return self.media_by_status(FAILED)
 
 
-def _chunks(values: list[int], size: int) -> Iterable[list[int]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
+def _chunks(values: list[int]) -> Iterable[list[int]]:
+    """`values` in pieces small enough for one `IN (...)` list."""
+    for start in range(0, len(values), _IN_LIST_SIZE):
+        yield values[start : start + _IN_LIST_SIZE]
 
 
 def _timestamp(moment: datetime) -> float:
