@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from heldout_eval import fresh_seed_summary
@@ -36,9 +37,20 @@ SHIPPED_TEMPORAL_LR_SCALE = 10.0
 # The last stages: the motion recipe again at a higher input size, from the 64 px model with its position grid
 # resized. At 64 px a small shape is about two 8 px patches wide, and a linear probe on the 64 px model's visual tokens
 # read shape at 0.21-0.24 (chance 0.17) while it read colour at 0.99: most of its misses were shape.
-# (input size, steps, learning rate) per stage, each from the previous one's model with a fresh warm-up and schedule.
+
+
+class SharpenStage(NamedTuple):
+    """One sharpen stage, from the previous stage's model with a fresh warm-up and schedule."""
+
+    size: int  # input size in px (a multiple of 8)
+    steps: int
+    lr: float
+    # The attribute groups its caption negatives swap (attribute_word_groups' names); empty: all of them.
+    attributes: tuple[str, ...] = ()
+
+
 # The second stage raised validation R@1 from 0.737 to 0.760 (video) and 0.50 to 0.53 (image) in 74 minutes.
-SHIPPED_SHARPEN: tuple[tuple[int, int, float], ...] = ((96, 800, 3e-4), (96, 900, 2e-4))
+SHIPPED_SHARPEN: tuple[SharpenStage, ...] = (SharpenStage(96, 800, 3e-4), SharpenStage(96, 900, 2e-4))
 # Seeds never trained or tuned on, measured as a new user would (`make heldout-eval SEED=S`) for the card.
 FRESH_SEEDS = (11, 13)
 
@@ -57,20 +69,29 @@ def motion_stages(text: str) -> tuple[tuple[int, float], ...]:
     return stages
 
 
-def sharpen(text: str) -> tuple[tuple[int, int, float], ...]:
-    """'96:800:3e-4,96:900:2e-4' → ((96, 800, 0.0003), (96, 900, 0.0002)); 'none' → ()."""
+def sharpen(text: str) -> tuple[SharpenStage, ...]:
+    """'96:800:3e-4,96:900:2e-4:shape+size' → (SharpenStage(96, 800, 0.0003), SharpenStage(96, 900, 0.0002,
+    ('shape', 'size'))); 'none' → ()."""
     if text.strip().lower() == "none":
         return ()
     try:
-        stages = tuple(
-            (int(size), int(steps), float(lr)) for size, steps, lr in (p.split(":") for p in text.split(","))
-        )
-    except ValueError:
-        message = f"{text!r}: give SIZE:STEPS:LR[,SIZE:STEPS:LR...], e.g. 96:800:3e-4, or none"
+        stages = tuple(_sharpen_stage(*part.split(":")) for part in text.split(","))
+    except (TypeError, ValueError):
+        message = f"{text!r}: give SIZE:STEPS:LR[:ATTRIBUTE+...][,...], e.g. 96:800:3e-4 or 96:800:2e-4:shape, or none"
         raise argparse.ArgumentTypeError(message) from None
-    if any(size <= 0 or steps <= 0 or lr <= 0 for size, steps, lr in stages):
+    if any(stage.size <= 0 or stage.steps <= 0 or stage.lr <= 0 for stage in stages):
         raise argparse.ArgumentTypeError(f"{text!r}: the size, the steps and the learning rate must be positive")
+    from indexer.synthetic.attributes import attribute_word_groups
+
+    unknown = {name for stage in stages for name in stage.attributes} - set(attribute_word_groups())
+    if unknown:
+        known = "+".join(attribute_word_groups())
+        raise argparse.ArgumentTypeError(f"{text!r}: no attribute group {', '.join(sorted(unknown))} (groups: {known})")
     return stages
+
+
+def _sharpen_stage(size: str, steps: str, lr: str, attributes: str = "") -> SharpenStage:
+    return SharpenStage(int(size), int(steps), float(lr), tuple(name for name in attributes.split("+") if name))
 
 
 def seeds(text: str) -> tuple[int, ...]:
@@ -128,9 +149,10 @@ def main() -> None:
         "--sharpen",
         type=sharpen,
         default=SHIPPED_SHARPEN,
-        help="after the motion stages, SIZE:STEPS:LR[,...]: stages of the last motion stage's recipe at input size "
-        "SIZE (a multiple of 8), each from the previous one ('none': skip; default: the shipped recipe, "
-        f"{','.join(':'.join(map(str, stage)) for stage in SHIPPED_SHARPEN) or 'none'})",
+        help="after the motion stages, SIZE:STEPS:LR[:ATTRIBUTE+...][,...]: stages of the last motion stage's recipe "
+        "at input size SIZE (a multiple of 8), each from the previous one, their caption negatives swapping only the "
+        "attribute groups named (default: all) ('none': skip; default: the shipped recipe, "
+        f"{','.join(sharpen_text(stage) for stage in SHIPPED_SHARPEN) or 'none'})",
     )
     parser.add_argument("--rerank-k", type=int, default=16, help="depth of the re-ranked rows in metrics.json")
     parser.add_argument(
@@ -179,14 +201,13 @@ def main() -> None:
             "1",
             *("--videos", "0", "--images", "0", "--test-videos", "300", "--test-images", "100"),
         )
-    from indexer.synthetic.attributes import attribute_word_groups, direction_phrase_pairs
+    from indexer.synthetic.attributes import direction_phrase_pairs
     from indexer.synthetic.vocab import write_synthetic_vocab
 
     vocab = write_synthetic_vocab(args.work / "vocab.txt")
     phrases = args.work / "direction_phrases.json"
     phrases.write_text(json.dumps(direction_phrase_pairs()) + "\n")
-    attribute_words = args.work / "attribute_words.json"
-    attribute_words.write_text(json.dumps(attribute_word_groups(), indent=1) + "\n")
+    attribute_words = write_attribute_words(args.work)
     train_dir, itm_dir = args.work / "train", args.work / "itm"
     if args.start_from is None:
         if not finished(train_dir):
@@ -207,12 +228,31 @@ def main() -> None:
     share = args.motion_stages[-1][1] if args.motion_stages else 1.0
     # No ITM stage after them: one (mined and caption negatives, 10 minutes) left its fusion encoder no better at
     # re-ranking than the one trained jointly here (validation R@1 re-ranked: video 0.730 vs 0.753).
-    for number, (size, steps, lr) in enumerate(args.sharpen):
+    for number, stage in enumerate(args.sharpen):
         sharpen_dir = args.work / ("sharpen" if number == 0 else f"sharpen-{number + 1}")
         if not finished(sharpen_dir):
-            motion_stage(args, data, model, sharpen_dir, phrases, attribute_words, steps, share, lr, size, seed=number)
+            words = write_attribute_words(args.work, stage.attributes)
+            motion_stage(
+                args, data, model, sharpen_dir, phrases, words, stage.steps, share, stage.lr, stage.size, seed=number
+            )
         model = sharpen_dir / "model"
     measure_and_install(args, data, validation, model)
+
+
+def sharpen_text(stage: SharpenStage) -> str:
+    """The --sharpen words for one stage (the inverse of `sharpen` for it)."""
+    words = [str(stage.size), str(stage.steps), f"{stage.lr:g}"]
+    return ":".join(words + (["+".join(stage.attributes)] if stage.attributes else []))
+
+
+def write_attribute_words(work: Path, attributes: tuple[str, ...] = ()) -> Path:
+    """The caption negatives' attribute words (`train --attribute-words`), only the groups named (empty: all)."""
+    from indexer.synthetic.attributes import attribute_word_groups
+
+    groups = {name: words for name, words in attribute_word_groups().items() if not attributes or name in attributes}
+    path = work / ("attribute_words.json" if not attributes else f"attribute_words-{'+'.join(attributes)}.json")
+    path.write_text(json.dumps(groups, indent=1) + "\n")
+    return path
 
 
 def finished(stage_dir: Path) -> bool:

@@ -114,15 +114,16 @@ def first_stages_words(args: argparse.Namespace) -> str:
 def sharpen_words(args: argparse.Namespace) -> str:
     """The card's words for the sharpen stages (empty when skipped)."""
     words = []
-    for number, (size, steps, lr) in enumerate(args.sharpen, start=1):
+    for number, stage in enumerate(args.sharpen, start=1):
         start = (
             f"from the {args.sharpen_start_size} px model, its position grid resized"
             if number == 1
             else f"from sharpen stage {number - 1}"
         )
+        negatives = f", caption negatives swapping only {' or '.join(stage.attributes)}" if stage.attributes else ""
         words.append(
-            f"; sharpen stage {number} ({steps} steps at {size} px input {start}, lr {lr:g}, seed {number - 1}, "
-            "otherwise as the last motion stage)"
+            f"; sharpen stage {number} ({stage.steps} steps at {stage.size} px input {start}, lr {stage.lr:g}, "
+            f"seed {number - 1}{negatives}, otherwise as the last motion stage)"
         )
     return "".join(words)
 

@@ -101,23 +101,31 @@ def test_the_model_card_shows_the_first_results_attributes_and_the_composed_quer
     assert "| 11 | ITC (dual encoder) | 0.600 | 0.400 | 0.450 | 0.600 | 0.75x | - | - | - | - | - | - | - |" in section
 
 
-def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_started() -> None:
+def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_started(tmp_path: Path) -> None:
     import argparse
 
-    from bundled_model import SHIPPED_SHARPEN, sharpen
+    from bundled_model import SHIPPED_SHARPEN, SharpenStage, sharpen, sharpen_text, write_attribute_words
     from model_card import first_stages_words, sharpen_words
 
-    assert sharpen("96:800:3e-4,96:900:2e-4") == ((96, 800, 3e-4), (96, 900, 2e-4)) and sharpen("none") == ()
-    for bad in ("96:800", "96:x:1e-4", "0:800:1e-4", "96:800:0"):
+    assert sharpen("96:800:3e-4,96:900:2e-4") == (SharpenStage(96, 800, 3e-4), SharpenStage(96, 900, 2e-4))
+    assert sharpen("96:800:2e-4:shape+size") == (SharpenStage(96, 800, 2e-4, ("shape", "size")),)
+    assert sharpen(",".join(map(sharpen_text, SHIPPED_SHARPEN))) == SHIPPED_SHARPEN and sharpen("none") == ()
+    for bad in ("96:800", "96:x:1e-4", "0:800:1e-4", "96:800:0", "96:800:2e-4:shape:size", "96:800:2e-4:hue"):
         with pytest.raises(argparse.ArgumentTypeError):
             sharpen(bad)
+    every_group, shape_only = write_attribute_words(tmp_path), write_attribute_words(tmp_path, ("shape",))
+    assert set(json.loads(every_group.read_text())) == {"shape", "motion", "size", "position"}
+    assert list(json.loads(shape_only.read_text())) == ["shape"] and shape_only != every_group
     args = argparse.Namespace(sharpen=SHIPPED_SHARPEN, start_from=None, start_from_note=None)
     args.sharpen_start_size = 64
     args.lr, args.batch_size, args.hard_batches, args.minutes, args.itm_minutes = 1e-3, 32, 0.5, 52.0, 8.0
-    size, steps, _ = SHIPPED_SHARPEN[0]
-    assert f"sharpen stage 1 ({steps} steps at {size} px input from the 64 px model" in sharpen_words(args)
-    args.sharpen = ((96, 800, 3e-4), (96, 900, 2e-4))
-    assert "; sharpen stage 2 (900 steps at 96 px input from sharpen stage 1, lr 0.0002, seed 1," in sharpen_words(args)
+    first = SHIPPED_SHARPEN[0]
+    assert f"sharpen stage 1 ({first.steps} steps at {first.size} px input from the 64 px model" in sharpen_words(args)
+    args.sharpen = (SharpenStage(96, 800, 3e-4), SharpenStage(96, 900, 2e-4, ("shape",)))
+    assert (
+        "; sharpen stage 2 (900 steps at 96 px input from sharpen stage 1, lr 0.0002, seed 1, caption negatives "
+        "swapping only shape," in sharpen_words(args)
+    )
     assert first_stages_words(args).startswith("joint ITC + ITM from random weights")
     args.start_from, args.start_from_note = Path("old-model"), "the previous release"
     assert first_stages_words(args) == "started from the previous release"
