@@ -223,8 +223,8 @@ def main() -> None:
         if not finished(final_dir):
             itm_stage(args, data, motion_dir, final_dir, args.final_itm_minutes, args.itm_random_negatives)
         model = final_dir / "model"
-    # For the card: the input size the first sharpen stage resizes the position grid from.
-    args.sharpen_start_size = MPLUG2Config.from_json(model / CONFIG).image_size
+    # For the card: the input size the first sharpen stage starts from.
+    sharpen_start_size = MPLUG2Config.from_json(model / CONFIG).image_size
     share = args.motion_stages[-1][1] if args.motion_stages else 1.0
     # No ITM stage after them: one (mined and caption negatives, 10 minutes) left its fusion encoder no better at
     # re-ranking than the one trained jointly here (validation R@1 re-ranked: video 0.730 vs 0.753).
@@ -236,7 +236,7 @@ def main() -> None:
                 args, data, model, sharpen_dir, phrases, words, stage.steps, share, stage.lr, stage.size, seed=number
             )
         model = sharpen_dir / "model"
-    measure_and_install(args, data, validation, model)
+    measure_and_install(args, data, validation, model, sharpen_start_size)
 
 
 def sharpen_text(stage: SharpenStage) -> str:
@@ -347,7 +347,9 @@ def itm_stage(
     )
 
 
-def measure_and_install(args: argparse.Namespace, data: Path, validation: Path, folder: Path) -> None:
+def measure_and_install(
+    args: argparse.Namespace, data: Path, validation: Path, folder: Path, sharpen_start_size: int
+) -> None:
     from indexer.evaluation.runner import EvalSettings
     from indexer.search.scoring import RERANK_FILE, RerankChoice
     from indexer.synthetic.quality import choose_rerank, measure
@@ -365,7 +367,7 @@ def measure_and_install(args: argparse.Namespace, data: Path, validation: Path, 
     report = measure(bundle, data, args.work / "eval-cache", EvalSettings(rerank_k=args.rerank_k, progress=False))
     report["fresh_seeds"] = {str(seed): fresh_seed_summary(seed, folder) for seed in args.fresh_seeds}
     (folder / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
-    write_model_card(folder, report, args)
+    write_model_card(folder, report, args, sharpen_start_size)
     if args.fresh_seeds:
         # int8 is offered only if it keeps the fresh seeds' R@1 within 0.01 of fp32 (runtime.json records why not).
         seed_words = [str(seed) for seed in args.fresh_seeds]

@@ -4,14 +4,16 @@ of the arguments it ran with), and what it scores on the test split and on fresh
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from mplug2.config import MPLUG2Config
 from mplug2.folder import CONFIG
 
 
-def write_model_card(folder: Path, report: dict, args: argparse.Namespace) -> None:
-    """README.md in the model folder: what it is, how it was made, what it scores, per query group and scorer."""
+def write_model_card(folder: Path, report: dict, args: argparse.Namespace, sharpen_start_size: int) -> None:
+    """README.md in the model folder: what it is, how it was made (`args`: the recipe's; `sharpen_start_size`: the
+    input size of the model the sharpen stages started from), what it scores, per query group and scorer."""
     groups = report["groups"]
     labels = scorer_labels(report["rerank_k"])
     rows = []
@@ -39,7 +41,7 @@ def write_model_card(folder: Path, report: dict, args: argparse.Namespace) -> No
             f"({args.final_itm_minutes:.0f} minutes)"
             for number, (steps, share) in enumerate(args.motion_stages, start=1)
         )
-        + sharpen_words(args)
+        + sharpen_words(args.sharpen, sharpen_start_size)
         + ". Re-ranking chosen on a validation set (seed 1): "
         f"{rerank_summary(choice)}.\n\n"
         f"Held-out test split ({report['test_videos']} videos, {report['test_images']} images; colour, shape, motion "
@@ -111,15 +113,13 @@ def first_stages_words(args: argparse.Namespace) -> str:
     )
 
 
-def sharpen_words(args: argparse.Namespace) -> str:
-    """The card's words for the sharpen stages (empty when skipped)."""
+def sharpen_words(stages: Sequence, start_size: int) -> str:
+    """The card's words for the sharpen stages (bundled_model.SharpenStage records; empty when skipped), the first
+    from a model of input size `start_size`."""
     words = []
-    for number, stage in enumerate(args.sharpen, start=1):
-        start = (
-            f"from the {args.sharpen_start_size} px model, its position grid resized"
-            if number == 1
-            else f"from sharpen stage {number - 1}"
-        )
+    for number, stage in enumerate(stages, start=1):
+        resized = ", its position grid resized" if stage.size != start_size else ""
+        start = f"from the {start_size} px model{resized}" if number == 1 else f"from sharpen stage {number - 1}"
         negatives = f", caption negatives swapping only {' or '.join(stage.attributes)}" if stage.attributes else ""
         words.append(
             f"; sharpen stage {number} ({stage.steps} steps at {stage.size} px input {start}, lr {stage.lr:g}, "

@@ -116,18 +116,18 @@ def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_s
     every_group, shape_only = write_attribute_words(tmp_path), write_attribute_words(tmp_path, ("shape",))
     assert set(json.loads(every_group.read_text())) == {"shape", "motion", "size", "position"}
     assert list(json.loads(shape_only.read_text())) == ["shape"] and shape_only != every_group
-    args = argparse.Namespace(sharpen=SHIPPED_SHARPEN, start_from=None, start_from_note=None)
-    args.sharpen_start_size = 64
+    args = argparse.Namespace(start_from=None, start_from_note=None)
     args.lr, args.batch_size, args.hard_batches, args.minutes, args.itm_minutes = 1e-3, 32, 0.5, 52.0, 8.0
     first = SHIPPED_SHARPEN[0]
-    assert f"sharpen stage 1 ({first.steps} steps at {first.size} px input from the 64 px model" in sharpen_words(args)
-    args.sharpen = (SharpenStage(96, 800, 3e-4), SharpenStage(96, 900, 2e-4, ("shape",)))
+    stage_1 = f"sharpen stage 1 ({first.steps} steps at {first.size} px input from the 64 px model, its position grid"
+    assert stage_1 in sharpen_words(SHIPPED_SHARPEN, 64)
+    assert f"from the {first.size} px model, lr" in sharpen_words(SHIPPED_SHARPEN, first.size)  # nothing resized
+    stages = (SharpenStage(96, 800, 3e-4), SharpenStage(96, 900, 2e-4, ("shape",)))
     assert (
         "; sharpen stage 2 (900 steps at 96 px input from sharpen stage 1, lr 0.0002, seed 1, caption negatives "
-        "swapping only shape," in sharpen_words(args)
+        "swapping only shape," in sharpen_words(stages, 64)
     )
     assert first_stages_words(args).startswith("joint ITC + ITM from random weights")
     args.start_from, args.start_from_note = Path("old-model"), "the previous release"
     assert first_stages_words(args) == "started from the previous release"
-    args.sharpen = ()
-    assert sharpen_words(args) == ""
+    assert sharpen_words((), 64) == ""
