@@ -34,9 +34,6 @@ TARGET = REPO / "data" / "models" / "mplug2-synth"
 SHIPPED_MOTION_STAGES: tuple[tuple[int, float], ...] = ((1200, 0.5), (1200, 1.0))
 SHIPPED_SEPARATION_MARGIN = 0.8
 SHIPPED_TEMPORAL_LR_SCALE = 10.0
-# The last stages: the motion recipe again at a higher input size, from the 64 px model with its position grid
-# resized. At 64 px a small shape is about two 8 px patches wide, and a linear probe on the 64 px model's visual tokens
-# read shape at 0.21-0.24 (chance 0.17) while it read colour at 0.99: most of its misses were shape.
 
 
 class SharpenStage(NamedTuple):
@@ -49,7 +46,13 @@ class SharpenStage(NamedTuple):
     attributes: tuple[str, ...] = ()
 
 
+# The last stages: the motion recipe again at a higher input size, from the 64 px model with its position grid
+# resized. At 64 px a small shape is about two 8 px patches wide, and a linear probe on the 64 px model's visual tokens
+# read shape at 0.21-0.24 (chance 0.17) while it read colour at 0.99: most of its misses were shape.
 # The second stage raised validation R@1 from 0.737 to 0.760 (video) and 0.50 to 0.53 (image) in 74 minutes.
+# A third 96 px stage (800 steps, lr 2e-4) did not earn its place on the fresh seeds: with every attribute group swapped
+# it moved the figures by about their noise, either way; with only shape swapped (96:800:2e-4:shape) the first video's
+# shape fell (0.68 -> 0.665 on seed 11) and images lost 5 points on both seeds (without position negatives).
 SHIPPED_SHARPEN: tuple[SharpenStage, ...] = (SharpenStage(96, 800, 3e-4), SharpenStage(96, 900, 2e-4))
 # Seeds never trained or tuned on, measured as a new user would (`make heldout-eval SEED=S`) for the card.
 FRESH_SEEDS = (11, 13)
