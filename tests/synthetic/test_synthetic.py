@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from indexer.cli import cli
@@ -148,3 +151,21 @@ def test_long_videos_cut_where_the_annotations_say(benchmark: Path) -> None:
 def test_every_shape_colour_stands_out_from_every_background() -> None:
     for colour, background in itertools.product(COLOURS.values(), BACKGROUNDS.values()):
         assert np.abs(np.array(colour) - np.array(background)).sum() > 150
+
+
+def test_the_attribute_probe_reads_what_the_features_carry_and_runs_on_a_set(
+    benchmark: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from benchmarks.attribute_probe import probe_accuracy
+
+    generator = torch.Generator().manual_seed(0)
+    values = [("circle", "star", "square")[i % 3] for i in range(90)]
+    carried = torch.randn(90, 16, generator=generator)
+    carried[torch.arange(90), [("circle", "star", "square").index(v) for v in values]] += 3.0  # one direction each
+    assert probe_accuracy(carried, values) > 0.9
+    assert probe_accuracy(torch.randn(90, 16, generator=generator), values) < 0.6  # chance is 1/3
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "attribute_probe.py"
+    command = [sys.executable, str(script), str(tiny_model_dir), "--data", str(benchmark), "--pairs", "4"]
+    report = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    for attribute in ("shape", "colour", "motion"):
+        assert f"linear probe of {attribute:6} from ITC" in report
