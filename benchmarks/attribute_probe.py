@@ -57,14 +57,6 @@ def text_cosines(bundle, captions: list[str]) -> dict[str, float]:
     return figures
 
 
-def video_features(bundle, data: Path, rows: list[dict]) -> torch.Tensor:
-    features = []
-    for row in rows:
-        outcome = decode(model_request(bundle.config, str(data / row["video"]), "video"))
-        features.append(bundle.encode_videos(outcome.spans[0].frames[None]).feat[0])
-    return torch.stack(features)
-
-
 def video_outputs(bundle, data: Path, rows: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
     """(ITC vectors [N, D], mean visual tokens [N, H]) of the videos of `rows`."""
     feats, tokens = [], []
@@ -77,7 +69,7 @@ def video_outputs(bundle, data: Path, rows: list[dict]) -> tuple[torch.Tensor, t
 
 
 def probe_accuracy(features: torch.Tensor, values: list[str], folds: int = 5) -> float:
-    """Held-out accuracy of a softmax regression (standardised features) predicting `values`."""
+    """Held-out accuracy (`folds`-fold) of a softmax regression on standardised `features` predicting `values`."""
     names = sorted(set(values))
     labels = torch.tensor([names.index(value) for value in values])
     x = (features - features.mean(0)) / (features.std(0) + 1e-6)
@@ -90,7 +82,11 @@ def probe_accuracy(features: torch.Tensor, values: list[str], folds: int = 5) ->
     return correct / len(labels)
 
 
-def fit_softmax(x: torch.Tensor, labels: torch.Tensor, classes: int, l2: float = 0.01) -> tuple[torch.Tensor, ...]:
+def fit_softmax(
+    x: torch.Tensor, labels: torch.Tensor, classes: int, l2: float = 0.01
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight [D, classes], bias [classes]) of a softmax regression with an L2 penalty, by L-BFGS (the script runs
+    with gradients off, hence enable_grad)."""
     with torch.enable_grad():
         weight = torch.zeros(x.shape[1], classes, requires_grad=True)
         bias = torch.zeros(classes, requires_grad=True)
@@ -137,8 +133,8 @@ def temporal_weights(model: torch.nn.Module) -> tuple[float, float]:
 def probe(model: str, data: Path, pairs: list[tuple[dict, dict]], videos: int) -> dict:
     bundle = load_model_bundle(model)
     with torch.no_grad():
-        originals = video_features(bundle, data, [a for a, _ in pairs])
-        twins = video_features(bundle, data, [b for _, b in pairs])
+        originals, _ = video_outputs(bundle, data, [a for a, _ in pairs])
+        twins, _ = video_outputs(bundle, data, [b for _, b in pairs])
         own = bundle.encode_texts([a["caption"] for a, _ in pairs], kind="video").feat
         opposite = bundle.encode_texts([b["caption"] for _, b in pairs], kind="video").feat
         matched = (own * originals).sum(-1) + (opposite * twins).sum(-1)
