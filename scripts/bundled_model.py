@@ -86,9 +86,10 @@ def sharpen(text: str) -> tuple[SharpenStage, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: the size, the steps and the learning rate must be positive")
     from indexer.synthetic.attributes import attribute_word_groups
 
-    unknown = {name for stage in stages for name in stage.attributes} - set(attribute_word_groups())
+    groups = attribute_word_groups()
+    unknown = {name for stage in stages for name in stage.attributes} - set(groups)
     if unknown:
-        known = "+".join(attribute_word_groups())
+        known = "+".join(groups)
         raise argparse.ArgumentTypeError(f"{text!r}: no attribute group {', '.join(sorted(unknown))} (groups: {known})")
     return stages
 

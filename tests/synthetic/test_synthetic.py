@@ -154,7 +154,7 @@ def test_every_shape_colour_stands_out_from_every_background() -> None:
 
 
 def test_the_attribute_probe_reads_what_the_features_carry_and_runs_on_a_set(
-    benchmark: Path, tiny_model_dir: Path, tmp_path: Path
+    benchmark: Path, tiny_model_dir: Path
 ) -> None:
     from benchmarks.attribute_probe import probe_accuracy
 
