@@ -158,6 +158,14 @@ def main() -> None:
         "attribute groups named (default: all) ('none': skip; default: the shipped recipe, "
         f"{','.join(sharpen_text(stage) for stage in SHIPPED_SHARPEN) or 'none'})",
     )
+    parser.add_argument(
+        "--partial-captions",
+        type=float,
+        default=0.0,
+        help="sharpen stages: share of samples whose caption is cut down to its --partial-attributes phrases ('star'), "
+        "a positive for every video of those values (default 0: none)",
+    )
+    parser.add_argument("--partial-attributes", default="shape", help="groups a partial caption keeps, joined by +")
     parser.add_argument("--rerank-k", type=int, default=16, help="depth of the re-ranked rows in metrics.json")
     parser.add_argument(
         "--final-itm-minutes", type=float, default=4.0, help="time budget of the ITM stage after each motion stage"
@@ -236,9 +244,14 @@ def main() -> None:
         sharpen_dir = args.work / ("sharpen" if number == 0 else f"sharpen-{number + 1}")
         if not finished(sharpen_dir):
             words = write_attribute_words(args.work, stage.attributes)
-            motion_stage(
-                args, data, model, sharpen_dir, phrases, words, stage.steps, share, stage.lr, stage.size, seed=number
+            partial = (
+                "--partial-captions",
+                str(args.partial_captions),
+                "--partial-attributes",
+                args.partial_attributes,
             )
+            stage_args = (stage.steps, share, stage.lr, stage.size, number, partial)
+            motion_stage(args, data, model, sharpen_dir, phrases, words, *stage_args)
         model = sharpen_dir / "model"
     measure_and_install(args, data, validation, model, sharpen_start_size)
 
@@ -313,6 +326,7 @@ def motion_stage(
     lr: float | None = None,
     image_size: int | None = None,
     seed: int = 0,
+    extra: tuple[str, ...] = (),
 ) -> None:
     """Every weight again, from the previous stage's model: each direction video beside its time-reversed twin in
     the same batch (only time order tells them apart, so the temporal adapters must learn it), half the batches of
@@ -333,6 +347,7 @@ def motion_stage(
         *("--separation-margin", str(args.separation_margin), "--temporal-lr-scale", str(args.temporal_lr_scale)),
         *("--frame-cache", str(args.work / "frames"), "--seed", str(seed), "--fp16-weights"),
         *(("--image-size", str(image_size)) if image_size else ()),
+        *extra,
     )
 
 

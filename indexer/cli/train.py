@@ -108,10 +108,24 @@ from mplug2.train.config import ITMStageConfig, TrainConfig
     "and ITM negative: teaches what in-batch negatives rarely test. Needs --attribute-words.",
 )
 @click.option(
+    "--partial-captions",
+    type=click.FloatRange(0, 1),
+    default=TrainConfig.partial_captions,
+    show_default=True,
+    help="Share of samples whose caption is cut down to its --partial-attributes phrases ('star'), a positive for "
+    "every video in the batch of those values: only they can match it. Needs --attribute-words; not with a queue.",
+)
+@click.option(
+    "--partial-attributes",
+    default="+".join(TrainConfig.partial_attributes),
+    show_default=True,
+    help="The attribute groups (of --attribute-words) a partial caption keeps, joined by '+'.",
+)
+@click.option(
     "--attribute-words",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help='JSON groups of exclusive attribute phrases for --caption-negatives, e.g. {"shape": {"circle": ["circle", '
-    '"disc"], "square": ["square"]}}.',
+    help='JSON groups of exclusive attribute phrases for --caption-negatives and --partial-captions, e.g. {"shape": '
+    '{"circle": ["circle", "disc"], "square": ["square"]}}.',
 )
 @click.option(
     "--separation-margin",
@@ -179,6 +193,8 @@ def train(
     itm_rank_weight: float,
     itm_rank_candidates: int,
     caption_negatives: float,
+    partial_captions: float,
+    partial_attributes: str,
     attribute_words: Path | None,
     separation_margin: float,
     temporal_lr_scale: float,
@@ -209,6 +225,10 @@ def train(
         raise click.UsageError("--reversed-twins needs --direction-phrases (the phrases a reversed video swaps)")
     if caption_negatives > 0 and attribute_words is None:
         raise click.UsageError("--caption-negatives needs --attribute-words (the phrases a negative caption swaps)")
+    if partial_captions > 0 and attribute_words is None:
+        raise click.UsageError("--partial-captions needs --attribute-words (the phrases a partial caption keeps)")
+    if partial_captions > 0 and queue_size > 0:
+        raise click.UsageError("--partial-captions match several videos each: train them with --queue-size 0")
     swapper = PhraseSwapper(read_phrase_pairs(json.loads(direction_phrases.read_text()))) if direction_phrases else None
     attributes = (
         AttributeSwapper(read_attribute_words(json.loads(attribute_words.read_text()))) if attribute_words else None
@@ -257,6 +277,8 @@ def train(
         reversed_twins=reversed_twins,
         itm_random_negatives=itm_random_negatives,
         caption_negatives=caption_negatives,
+        partial_captions=partial_captions,
+        partial_attributes=tuple(name for name in partial_attributes.split("+") if name),
         separation_margin=separation_margin,
         temporal_lr_scale=temporal_lr_scale,
         max_steps=max_steps,
@@ -264,7 +286,10 @@ def train(
         seed=seed,
         checkpoint_every=checkpoint_every,
     )
-    trainer = Trainer(model, tokenizer, dataset, config, out_dir, swapper, attributes)
+    try:
+        trainer = Trainer(model, tokenizer, dataset, config, out_dir, swapper, attributes)
+    except ValueError as error:  # settings that cannot work together, or a set too small for one batch
+        raise click.UsageError(str(error)) from None
     result = trainer.train(resume=not no_resume)
     (out_dir / "train_log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in result.losses))
     provenance = {

@@ -38,6 +38,14 @@ class AttributeSwapper:
         phrases = sorted(self.meaning, key=len, reverse=True)
         self._pattern = re.compile(r"\b(" + "|".join(re.escape(p) for p in phrases) + r")\b")
 
+    def named(self, caption: str) -> list[tuple[str, str, str]]:
+        """The attribute phrases the caption names, in order: (phrase, group, value) each."""
+        return [(m.group(1), *self.meaning[m.group(1)]) for m in self._pattern.finditer(caption.lower())]
+
+    def values(self, caption: str) -> dict[str, str]:
+        """{group: value} of the attributes the caption names (the last phrase wins if a group is named twice)."""
+        return {group: value for _, group, value in self.named(caption)}
+
     def negative(self, caption: str, rng: np.random.Generator) -> str | None:
         """The caption with one attribute phrase (chosen at random) replaced by a phrase of another value of its
         group; None when the caption names no attribute."""

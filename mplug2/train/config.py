@@ -24,6 +24,10 @@ class TrainConfig:
     reversed_twins: float = 0.0  # share of direction-captioned videos joined in their batch by a time-reversed twin
     itm_random_negatives: float = 0.0  # share of ITM negatives drawn uniformly instead of by ITC similarity
     caption_negatives: float = 0.0  # share of samples whose caption, one attribute changed, is an ITC + ITM negative
+    # share of samples whose caption is cut down to the phrases of the `partial_attributes` groups of the attribute
+    # words ("star"), a positive for every video of those values (mplug2/train/partial_captions.py)
+    partial_captions: float = 0.0
+    partial_attributes: tuple[str, ...] = ("shape",)
     # > 0: a caption and its one-attribute-changed negative (caption negatives, reversed twins' captions), and a video
     # and its reversed twin, are kept below this cosine within their own tower (losses.separation_loss)
     separation_margin: float = 0.0

@@ -21,6 +21,9 @@ class Sample:
     # seed 0 share all their attributes with another), and those are exactly the nearest neighbours that hard batches
     # and mined negatives pick, so without it the hardest "negatives" are positives.
     match_id: int | None = None
+    # A partial caption's source (mplug2/train/partial_captions.py): the item's own caption, which says what the
+    # item shows; None: `caption` is that caption.
+    full_caption: str | None = None
 
     @property
     def match(self) -> int:

@@ -14,7 +14,12 @@ import torch.nn.functional as F
 
 def positive_targets(query_ids: torch.Tensor, key_ids: torch.Tensor) -> torch.Tensor:
     """[Q, K] targets: 1/n over the n keys sharing the query's item id."""
-    same = (query_ids[:, None] == key_ids[None, :]).float()
+    return spread(query_ids[:, None] == key_ids[None, :])
+
+
+def spread(positives: torch.Tensor) -> torch.Tensor:
+    """[Q, K] bool → targets: 1/n over each row's n positives."""
+    same = positives.float()
     return same / same.sum(dim=1, keepdim=True).clamp(min=1)
 
 
@@ -34,6 +39,7 @@ def itc_loss(
     distill_t2v: torch.Tensor | None = None,
     alpha: float = 0.0,
     negative_text: torch.Tensor | None = None,
+    positives: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ITC over the keys (the batch, or the batch plus the momentum queue).
 
@@ -41,6 +47,8 @@ def itc_loss(
     distill_*: the momentum model's similarities [B, K] for soft targets weighted by `alpha`.
     negative_text [N, E]: texts that match no visual (captions with an attribute changed), extra keys of the
     visual-to-text side only.
+    positives [B, B] bool: which visual each text fits (partial captions fit several), in place of item ids; only
+    when the keys are the batch.
     Returns (loss, sim_v2t, sim_t2v) with sims [B, K] already divided by temp (without the negative texts).
     """
     visual_keys = visual_feat if visual_keys is None else visual_keys
@@ -48,11 +56,15 @@ def itc_loss(
     key_ids = item_ids if key_ids is None else key_ids
     sim_v2t = visual_feat @ text_keys.T / temp
     sim_t2v = text_feat @ visual_keys.T / temp
-    targets = positive_targets(item_ids, key_ids)
-    targets_v2t = targets_t2v = targets
+    if positives is None:
+        targets_v2t = targets_t2v = positive_targets(item_ids, key_ids)
+    elif len(visual_keys) != len(visual_feat) or len(text_keys) != len(text_feat):
+        raise ValueError("positives by mask need the batch as the keys (no momentum queue)")
+    else:
+        targets_t2v, targets_v2t = spread(positives), spread(positives.T)
     if alpha > 0 and distill_v2t is not None and distill_t2v is not None:
-        targets_v2t = alpha * F.softmax(distill_v2t, dim=1) + (1 - alpha) * targets
-        targets_t2v = alpha * F.softmax(distill_t2v, dim=1) + (1 - alpha) * targets
+        targets_v2t = alpha * F.softmax(distill_v2t, dim=1) + (1 - alpha) * targets_v2t
+        targets_t2v = alpha * F.softmax(distill_t2v, dim=1) + (1 - alpha) * targets_t2v
     logits_v2t = sim_v2t
     if negative_text is not None:
         logits_v2t = torch.cat([sim_v2t, visual_feat @ negative_text.T / temp], dim=1)
@@ -67,6 +79,7 @@ def sample_hard_negatives(
     key_ids: torch.Tensor,
     generator: torch.Generator | None = None,
     random_share: float = 0.0,
+    positives: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """For each query row of `sim` [Q, K], one key index drawn with probability softmax(sim) over the keys that are
     not positives (never a key sharing the query's item id). A row with no negative at all draws uniformly from
@@ -74,9 +87,12 @@ def sample_hard_negatives(
 
     `random_share` of the rows draw uniformly among their negatives instead. Why: at a low temperature softmax(sim)
     is nearly the nearest neighbour, which differs from the positive in exactly what the visual tokens cannot show
-    yet; on such negatives alone the ITM loss stays at a constant guess. Easy negatives teach it to match first."""
+    yet; on such negatives alone the ITM loss stays at a constant guess. Easy negatives teach it to match first.
+
+    `positives` [Q, K] bool, when given, says which keys are positives in place of the ids."""
     weights = F.softmax(sim.detach().float(), dim=1).cpu() + 1e-5  # drawn on the CPU: one seeded generator anywhere
-    weights = weights.masked_fill((query_ids[:, None] == key_ids[None, :]).cpu(), 0.0)
+    same = query_ids[:, None] == key_ids[None, :] if positives is None else positives
+    weights = weights.masked_fill(same.cpu(), 0.0)
     if random_share > 0:
         uniform = torch.rand(len(weights), generator=generator) < random_share
         weights[uniform] = (weights[uniform] > 0).float()

@@ -22,6 +22,7 @@ from mplug2.train.caption_negatives import AttributeSwapper
 from mplug2.train.config import TrainConfig
 from mplug2.train.data import Sample, TrainingSet
 from mplug2.train.losses import itc_loss, itm_loss, sample_hard_negatives, separation_loss
+from mplug2.train.partial_captions import PartialCaptions
 from mplug2.train.twins import PhraseSwapper, add_time_reversed_twins
 from mplug2.transforms import to_model_input
 
@@ -78,6 +79,13 @@ class Trainer:
             raise ValueError("time-reversed twins need the direction phrases to swap in their captions")
         if config.caption_negatives > 0 and attribute_words is None:
             raise ValueError("caption negatives need the attribute words to swap in captions")
+        self.partial_captions: PartialCaptions | None = None
+        if config.partial_captions > 0:
+            if attribute_words is None:
+                raise ValueError("partial captions need the attribute words whose phrases they keep")
+            if config.queue_size > 0:
+                raise ValueError("partial captions match several videos each: train them without a momentum queue")
+            self.partial_captions = PartialCaptions(attribute_words, config.partial_attributes)
         self.direction_phrases, self.attribute_words = direction_phrases, attribute_words
         self.model, self.tokenizer, self.dataset, self.config = model, tokenizer, dataset, config
         self.out_dir = Path(out_dir)
@@ -212,11 +220,16 @@ class Trainer:
         swapped, owners = self._caption_negatives(samples, generator)
         if swapped is not None:
             keys["negative_text"] = swapped.feat
+        # [caption, visual]: None unless the batch holds partial captions, which fit every video of their values
+        positives = self.partial_captions.positives(samples) if self.partial_captions is not None else None
+        if positives is not None:
+            positives = keys["positives"] = positives.to(self.device)
         loss_itc, sim_v2t, sim_t2v = itc_loss(visual.feat, text.feat, model.temp, match_ids, **keys)
         batch = len(samples)
         share = config.itm_random_negatives
-        negative_text = sample_hard_negatives(sim_v2t[:, :batch], match_ids, match_ids, generator, share)
-        negative_visual = sample_hard_negatives(sim_t2v[:, :batch], match_ids, match_ids, generator, share)
+        by_visual = None if positives is None else positives.T
+        negative_text = sample_hard_negatives(sim_v2t[:, :batch], match_ids, match_ids, generator, share, by_visual)
+        negative_visual = sample_hard_negatives(sim_t2v[:, :batch], match_ids, match_ids, generator, share, positives)
         # Pairs: matched (label 1); each visual with a hard negative text; each text with a hard negative visual;
         # with caption negatives, each of their owners' visuals with its one-attribute-changed caption.
         text_tokens = [text.tokens, text.tokens[negative_text], text.tokens]
@@ -274,7 +287,9 @@ class Trainer:
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
         captions, owners = [], []
         for index, sample in enumerate(samples):
-            if rng.random() < self.config.caption_negatives:
+            # A cut caption's negative ("hexagon" for a star) would be every other hexagon's negative too: an ITC
+            # key of every visual in the batch.
+            if rng.random() < self.config.caption_negatives and sample.full_caption is None:
                 caption = self.attribute_words.negative(sample.caption, rng)
                 if caption is not None:
                     captions.append(caption)
@@ -372,6 +387,9 @@ class Trainer:
         usable = len(batches) - len(batches) % config.grad_accum
         for index in range(start, usable):
             samples = [self.dataset.load(i, np.random.default_rng([config.seed, epoch, i])) for i in batches[index]]
+            if self.partial_captions is not None:
+                rng = np.random.default_rng([config.seed, epoch, index, 29])
+                samples = self.partial_captions.apply(samples, config.partial_captions, rng)
             if config.reversed_twins > 0 and self.direction_phrases is not None:
                 rng = np.random.default_rng([config.seed, epoch, index, 17])
                 samples = add_time_reversed_twins(

@@ -55,7 +55,9 @@ def add_time_reversed_twins(
         caption = swapper.swap(sample.caption)
         if caption is not None:
             frames = np.ascontiguousarray(sample.frames[::-1])
-            twins.append(Sample(frames, caption, sample.item_id + id_offset, "video", sample.match + id_offset))
+            full = swapper.swap(sample.full_caption) if sample.full_caption else None  # a partial caption's source
+            twin = Sample(frames, caption, sample.item_id + id_offset, "video", sample.match + id_offset, full)
+            twins.append(twin)
     return samples + twins
 
 

@@ -99,6 +99,27 @@ def test_caption_negatives_join_itc_and_itm(data: Path, tmp_path: Path) -> None:
         make_trainer(data, tmp_path, caption_negatives=0.5)
 
 
+def test_partial_captions_train_beside_caption_negatives_and_twins(data: Path, tmp_path: Path) -> None:
+    settings = {"caption_negatives": 1.0, "partial_captions": 0.5, "reversed_twins": 1.0, "max_steps": 3}
+    phrases, words = PhraseSwapper(direction_phrase_pairs()), AttributeSwapper(attribute_word_groups())
+    trainer = make_trainer(data, tmp_path, phrases, words, **settings)
+    assert trainer.partial_captions is not None
+    loaded = [trainer.dataset.load(i, np.random.default_rng(0)) for i in trainer.dataset.batches(0, 8, 0)[0]]
+    samples = trainer.partial_captions.apply(loaded, 0.5, np.random.default_rng(3))
+    cut = [row for row, sample in enumerate(samples) if sample.full_caption is not None]
+    assert 0 < len(cut) < len(samples)
+    _, owners = trainer._caption_negatives(samples, torch.Generator().manual_seed(0))
+    assert owners is not None and not set(owners.tolist()) & set(cut), "a cut caption gets no caption negative"
+    loss, _ = trainer.batch_loss(samples, torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+    losses = trainer.train(resume=False, progress=False).losses
+    assert len(losses) == 3 and all(np.isfinite(row["loss"]) for row in losses)
+    with pytest.raises(ValueError, match="queue"):
+        make_trainer(data, tmp_path, phrases, words, partial_captions=0.5, queue_size=16)
+    with pytest.raises(ValueError, match="attribute words"):
+        make_trainer(data, tmp_path, partial_captions=0.5)
+
+
 def test_twins_need_their_phrases(data: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="direction phrases"):
         make_trainer(data, tmp_path, reversed_twins=0.5)
