@@ -325,3 +325,28 @@ def test_training_at_another_input_size_saves_a_model_of_that_size(data: Path, t
     assert config["vision"]["image_size"] == 48
     refused = subprocess.run([*command[:-1], "44"], cwd=REPO, capture_output=True, text=True)
     assert refused.returncode != 0 and "multiple of the ViT's patch size 8" in refused.stderr
+
+
+def test_partial_captions_from_the_command_line(data: Path, tmp_path: Path) -> None:
+    words = tmp_path / "words.json"
+    words.write_text(json.dumps(attribute_word_groups()))
+    command = [sys.executable, "-m", "indexer", "train", "--model", "mplug2-tiny", "--vocab", str(data / "vocab.txt")]
+    command += ["--media", str(data), "--annotations", str(data / "annotations" / "train_videos.jsonl")]
+    command += [
+        "--out",
+        str(tmp_path / "run"),
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "2",
+        "--attribute-words",
+        str(words),
+    ]
+    command += ["--partial-captions", "0.5", "--partial-attributes"]
+    finished = subprocess.run([*command, "shape+size"], cwd=REPO, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    training = json.loads((tmp_path / "run" / "model" / "config.json").read_text())["provenance"]["training"]
+    assert (training["partial_captions"], training["partial_attributes"]) == (0.5, ["shape", "size"])
+    refused = subprocess.run([*command, "colour"], cwd=REPO, capture_output=True, text=True)
+    assert refused.returncode == 2 and "keep attribute groups of the attribute words" in refused.stderr
+    assert "Traceback" not in refused.stderr
