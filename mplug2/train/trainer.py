@@ -218,8 +218,8 @@ class Trainer:
                 }
             self._pending_queue = (visual_m, text_m, match_ids)
         swapped, owners = self._caption_negatives(samples, generator)
-        if swapped is not None:
-            keys["negative_text"] = swapped.feat
+        if swapped is not None and owners is not None:
+            keys["negative_text"] = self._itc_caption_negatives(samples, swapped, owners)
         # [caption, visual]: None unless the batch holds partial captions, which fit every video of their values
         positives = self.partial_captions.positives(samples) if self.partial_captions is not None else None
         if positives is not None:
@@ -287,9 +287,7 @@ class Trainer:
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
         captions, owners = [], []
         for index, sample in enumerate(samples):
-            # A cut caption's negative ("hexagon" for a star) would be every other hexagon's negative too: an ITC
-            # key of every visual in the batch.
-            if rng.random() < self.config.caption_negatives and sample.full_caption is None:
+            if rng.random() < self.config.caption_negatives:
                 caption = self.attribute_words.negative(sample.caption, rng)
                 if caption is not None:
                     captions.append(caption)
@@ -298,6 +296,15 @@ class Trainer:
             return None, None
         encoded = self.model.encode_text(*self._tokenize(captions, samples[0].kind))
         return encoded, torch.tensor(owners, device=self.device)
+
+    def _itc_caption_negatives(self, samples: list[Sample], swapped: TextOutput, owners: torch.Tensor) -> torch.Tensor:
+        """The caption negatives that are ITC keys of every visual in the batch: those of full captions. A cut
+        caption's negative ("circle" for a hexagon's "hexagon") fits the batch's circles, so it stays an ITM negative
+        of its owner and a separation pair (which keeps "hexagon" and "circle" apart in the text tower: without it,
+        cut captions of every shape drifted to one vector, cosine 0.99, while the videos could not yet tell them
+        apart)."""
+        full = torch.tensor([samples[owner].full_caption is None for owner in owners.tolist()], device=owners.device)
+        return swapped.feat[full]
 
     def distill_alpha(self) -> float:
         """mPLUG v1 ramps distillation in over the first epoch: a young momentum model's soft targets are noise."""

@@ -108,8 +108,10 @@ def test_partial_captions_train_beside_caption_negatives_and_twins(data: Path, t
     samples = trainer.partial_captions.apply(loaded, 0.5, np.random.default_rng(3))
     cut = [row for row, sample in enumerate(samples) if sample.full_caption is not None]
     assert 0 < len(cut) < len(samples)
-    _, owners = trainer._caption_negatives(samples, torch.Generator().manual_seed(0))
-    assert owners is not None and not set(owners.tolist()) & set(cut), "a cut caption gets no caption negative"
+    swapped, owners = trainer._caption_negatives(samples, torch.Generator().manual_seed(0))
+    assert swapped is not None and owners is not None and set(cut) <= set(owners.tolist())
+    keys = trainer._itc_caption_negatives(samples, swapped, owners)
+    assert len(keys) == len(owners) - len(cut), "a cut caption's negative is no ITC key of every visual"
     loss, _ = trainer.batch_loss(samples, torch.Generator().manual_seed(0))
     assert torch.isfinite(loss)
     losses = trainer.train(resume=False, progress=False).losses
