@@ -41,7 +41,7 @@ def write_model_card(folder: Path, report: dict, args: argparse.Namespace, sharp
             f"({args.final_itm_minutes:.0f} minutes)"
             for number, (steps, share) in enumerate(args.motion_stages, start=1)
         )
-        + sharpen_words(args.sharpen, sharpen_start_size)
+        + sharpen_words(args.sharpen, sharpen_start_size, partial_words(args))
         + ". Re-ranking chosen on a validation set (seed 1): "
         f"{rerank_summary(choice)}.\n\n"
         f"Held-out test split ({report['test_videos']} videos, {report['test_images']} images; colour, shape, motion "
@@ -113,9 +113,9 @@ def first_stages_words(args: argparse.Namespace) -> str:
     )
 
 
-def sharpen_words(stages: Sequence, start_size: int) -> str:
+def sharpen_words(stages: Sequence, start_size: int, partial: str = "") -> str:
     """The card's words for the sharpen stages (bundled_model.SharpenStage records; empty when skipped), the first
-    from a model of input size `start_size`."""
+    from a model of input size `start_size`, with `partial` (partial_words) in each."""
     words = []
     for number, stage in enumerate(stages, start=1):
         resized = ", its position grid resized" if stage.size != start_size else ""
@@ -123,9 +123,17 @@ def sharpen_words(stages: Sequence, start_size: int) -> str:
         negatives = f", caption negatives swapping only {' or '.join(stage.attributes)}" if stage.attributes else ""
         words.append(
             f"; sharpen stage {number} ({stage.steps} steps at {stage.size} px input {start}, lr {stage.lr:g}, "
-            f"seed {number - 1}{negatives}, otherwise as the last motion stage)"
+            f"seed {number - 1}{negatives}{partial}, otherwise as the last motion stage)"
         )
     return "".join(words)
+
+
+def partial_words(args: argparse.Namespace) -> str:
+    """The card's words for the sharpen stages' partial captions (empty when off)."""
+    if args.partial_captions <= 0:
+        return ""
+    kept = " and ".join(args.partial_attributes.split("+"))
+    return f", {args.partial_captions:.0%} of the captions cut down to their {kept} phrases"
 
 
 def motion_stage_words(args: argparse.Namespace, steps: int, share: float, number: int) -> str:

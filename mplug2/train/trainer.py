@@ -300,9 +300,7 @@ class Trainer:
     def _itc_caption_negatives(self, samples: list[Sample], swapped: TextOutput, owners: torch.Tensor) -> torch.Tensor:
         """The caption negatives that are ITC keys of every visual in the batch: those of full captions. A cut
         caption's negative ("circle" for a hexagon's "hexagon") fits the batch's circles, so it stays an ITM negative
-        of its owner and a separation pair (which keeps "hexagon" and "circle" apart in the text tower: without it,
-        cut captions of every shape drifted to one vector, cosine 0.99, while the videos could not yet tell them
-        apart)."""
+        of its owner only, and a separation pair (the hinge keeps "hexagon" and "circle" apart in the text tower)."""
         full = torch.tensor([samples[owner].full_caption is None for owner in owners.tolist()], device=owners.device)
         return swapped.feat[full]
 

@@ -105,7 +105,7 @@ def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_s
     import argparse
 
     from bundled_model import SHIPPED_SHARPEN, SharpenStage, sharpen, sharpen_text, write_attribute_words
-    from model_card import first_stages_words, sharpen_words
+    from model_card import first_stages_words, partial_words, sharpen_words
 
     assert sharpen("96:800:3e-4,96:900:2e-4") == (SharpenStage(96, 800, 3e-4), SharpenStage(96, 900, 2e-4))
     assert sharpen("96:800:2e-4:shape+size") == (SharpenStage(96, 800, 2e-4, ("shape", "size")),)
@@ -131,3 +131,9 @@ def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_s
     args.start_from, args.start_from_note = Path("old-model"), "the previous release"
     assert first_stages_words(args) == "started from the previous release"
     assert sharpen_words((), 64) == ""
+    args.partial_captions, args.partial_attributes = 0.0, "shape"
+    assert partial_words(args) == ""
+    args.partial_captions, args.partial_attributes = 0.3, "shape+size"
+    partial = partial_words(args)
+    assert partial == ", 30% of the captions cut down to their shape and size phrases"
+    assert f"seed 0{partial}, otherwise" in sharpen_words(SHIPPED_SHARPEN[:1], 96, partial)
