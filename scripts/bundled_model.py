@@ -250,18 +250,13 @@ def main() -> None:
     share = args.motion_stages[-1][1] if args.motion_stages else 1.0
     # No ITM stage after them: one (mined and caption negatives, 10 minutes) left its fusion encoder no better at
     # re-ranking than the one trained jointly here (validation R@1 re-ranked: video 0.730 vs 0.753).
+    partial = ("--partial-captions", str(args.partial_captions), "--partial-attributes", args.partial_attributes)
     for number, stage in enumerate(args.sharpen):
         sharpen_dir = args.work / ("sharpen" if number == 0 else f"sharpen-{number + 1}")
         if not finished(sharpen_dir):
             words = write_attribute_words(args.work, stage.attributes)
-            partial = (
-                "--partial-captions",
-                str(args.partial_captions),
-                "--partial-attributes",
-                args.partial_attributes,
-            )
-            stage_args = (stage.steps, share, stage.lr, stage.size, number, partial)
-            motion_stage(args, data, model, sharpen_dir, phrases, words, *stage_args)
+            settings = {"lr": stage.lr, "image_size": stage.size, "seed": number, "extra": partial}
+            motion_stage(args, data, model, sharpen_dir, phrases, words, stage.steps, share, **settings)
         model = sharpen_dir / "model"
     measure_and_install(args, data, validation, model, sharpen_start_size)
 

@@ -12,6 +12,7 @@ video's own, full caption), not from item ids: the others of its shape are no ne
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,11 +43,8 @@ class PartialCaptions:
         result = []
         for sample in samples:
             cut = self.cut(sample.caption) if rng.random() < share else None
-            if cut is None:
-                result.append(sample)
-            else:
-                full = sample.full_caption or sample.caption
-                result.append(Sample(sample.frames, cut, sample.item_id, sample.kind, sample.match_id, full))
+            full = sample.full_caption or sample.caption
+            result.append(sample if cut is None else dataclasses.replace(sample, caption=cut, full_caption=full))
         return result
 
     def positives(self, samples: list[Sample]) -> torch.Tensor | None:
