@@ -27,7 +27,7 @@ def init_weights(model: MPLUG2Retrieval, std: float = 0.02) -> MPLUG2Retrieval:
     """The official initialisation: truncated normal (std 0.02) for linear, conv and embedding weights, zero biases,
     unit LayerNorms, identity temporal adapters; latents ~ N(0, 1); temperature 0.07."""
     for module in model.modules():
-        if isinstance(module, nn.Linear | nn.Conv3d | nn.Embedding):
+        if isinstance(module, nn.Linear | nn.Conv2d | nn.Conv3d | nn.Embedding):
             nn.init.trunc_normal_(module.weight, std=std)
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
@@ -73,6 +73,10 @@ def _is_torchscript(path: Path) -> bool:
 
 def load_clip_vision(model: MPLUG2Retrieval, clip_path: str | Path) -> int:
     """Copy a CLIP ViT's vision tower into the VideoFormer. Returns the number of tensors copied."""
+    if model.config.vision.stem != "patch":
+        raise CheckpointError(
+            f"{clip_path}: CLIP weights fit the official patch stem only, not a {model.config.vision.stem!r} stem"
+        )
     source = {k.removeprefix("module."): v for k, v in read_any_state_dict(clip_path).items()}
     visual = {k[len("visual.") :]: v for k, v in source.items() if k.startswith("visual.")}
     if not visual:

@@ -12,6 +12,7 @@ it would pull in torchvision and torch._dynamo: seconds at the start of every se
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 
 import torch
@@ -100,13 +101,34 @@ class TemporalTransformer(nn.Module):
         return x
 
 
+class ConvStem(nn.Module):
+    """Frames [N, 3, H, W] → patch features [N, width, H/p, W/p] through log2(p) stride-2 3x3 convolutions (channels
+    doubling up to `width`, GELU between) and a 1x1 projection (`VisionConfig.stem == "conv"`)."""
+
+    def __init__(self, width: int, patch: int) -> None:
+        super().__init__()
+        halvings = patch.bit_length() - 1
+        channels = [3] + [width >> (halvings - i) for i in range(1, halvings + 1)]
+        layers: list[nn.Module] = []
+        for inputs, outputs in itertools.pairwise(channels):
+            layers += [nn.Conv2d(inputs, outputs, kernel_size=3, stride=2, padding=1), nn.GELU()]
+        self.layers = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(width, width, kernel_size=1)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.layers(frames))
+
+
 class VideoFormer(nn.Module):
     def __init__(self, config: VisionConfig) -> None:
         super().__init__()
         self.config = config
         width, patch = config.width, config.patch_size
         scale = width**-0.5
-        self.conv1 = nn.Conv3d(3, width, kernel_size=(1, patch, patch), stride=(1, patch, patch), bias=False)
+        if config.stem == "conv":
+            self.stem = ConvStem(width, patch)
+        else:
+            self.conv1 = nn.Conv3d(3, width, kernel_size=(1, patch, patch), stride=(1, patch, patch), bias=False)
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
         self.positional_embedding = nn.Parameter(scale * torch.randn(config.grid**2 + 1, width))
         self.ln_pre = LayerNormFp32(width)
@@ -118,9 +140,7 @@ class VideoFormer(nn.Module):
         batch, num_frames, _, height, width = video.shape
         if (height, width) != (self.config.image_size, self.config.image_size):
             raise ValueError(f"frames are {height}x{width}; this model takes {self.config.image_size}px squares")
-        # The (1, p, p) Conv3d is a per-frame Conv2d: run it as one, on [B*T, 3, H, W].
-        x = F.conv2d(video.flatten(0, 1), self.conv1.weight[:, :, 0], stride=self.config.patch_size)
-        x = x.flatten(2).transpose(1, 2)  # [B*T, HW, D]
+        x = self.patch_features(video.flatten(0, 1)).flatten(2).transpose(1, 2)  # [B*T, HW, D]
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)  # [B*T, 1+HW, D]
         x = self.transformer(self.ln_pre(x), num_frames)
@@ -128,6 +148,13 @@ class VideoFormer(nn.Module):
         cls = x[:, :, 0].mean(dim=1, keepdim=True)  # [B, 1, D]
         patches = x[:, :, 1:].flatten(1, 2)  # [B, T*HW, D], frame-major
         return self.ln_post(torch.cat([cls, patches], dim=1))
+
+    def patch_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames [N, 3, H, W] → [N, width, H/p, W/p]."""
+        if self.config.stem == "conv":
+            return self.stem(frames)
+        # The (1, p, p) Conv3d is a per-frame Conv2d: run it as one.
+        return F.conv2d(frames, self.conv1.weight[:, :, 0], stride=self.config.patch_size)
 
 
 class VisualEncoder(nn.Module):

@@ -137,3 +137,45 @@ def test_a_model_moves_to_a_higher_input_size_with_its_position_grid_resized(tin
     assert at_image_size(tiny_model, size) is tiny_model
     with pytest.raises(ValueError, match="patch size 8"):
         at_image_size(tiny_model, size + 4)
+
+
+def test_the_conv_stem_makes_the_same_token_grid_and_survives_a_model_folder(tmp_path) -> None:
+    from indexer.synthetic.vocab import write_synthetic_vocab
+    from mplug2 import save_model_folder
+    from mplug2.video_encoder import ConvStem
+
+    torch.manual_seed(0)
+    model = create_model("mplug2-small-conv").eval()
+    visual = model.visual_encoder.visual
+    assert isinstance(visual.stem, ConvStem) and not hasattr(visual, "conv1")
+    widths = [layer.out_channels for layer in visual.stem.layers if isinstance(layer, torch.nn.Conv2d)]
+    assert widths == [32, 64, 128], "three halvings for 8 px patches, channels doubling up to the width"
+    size, grid = model.config.image_size, model.config.vision.grid
+    video = torch.randn(2, 4, 3, size, size)
+    with torch.no_grad():
+        out = model.encode_video(video)
+        assert visual.patch_features(video[:, 0]).shape == (2, 128, grid, grid)
+    assert out.tokens.shape == (2, 1 + 4 * grid * grid, model.config.text.hidden_size)
+    folder = save_model_folder(model, write_synthetic_vocab(tmp_path / "vocab.txt"), tmp_path / "model")
+    again = create_model(folder).eval()
+    assert again.config.vision.stem == "conv"
+    with torch.no_grad():
+        torch.testing.assert_close(again.encode_video(video).feat, out.feat)
+
+
+def test_a_stem_the_model_cannot_build_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown vision stem 'hybrid'"):
+        VisionConfig(stem="hybrid")
+    with pytest.raises(ValueError, match="patch size 14 must be 2"):
+        VisionConfig(stem="conv", patch_size=14)
+
+
+def test_clip_weights_are_refused_for_a_conv_stem(tmp_path) -> None:
+    from mplug2.checkpoint import CheckpointError
+    from mplug2.init import load_clip_vision
+
+    model = create_model("mplug2-small-conv")
+    source = {f"visual.{k}": v for k, v in create_model("mplug2-small").visual_encoder.visual.state_dict().items()}
+    torch.save(source, tmp_path / "clip.pt")
+    with pytest.raises(CheckpointError, match="patch stem only"):
+        load_clip_vision(model, tmp_path / "clip.pt")

@@ -191,3 +191,20 @@ def test_a_measured_drift_is_recorded_as_the_folders_verdict(tiny_model_dir: Pat
         withheld(folder) == {}
         and "kept R@1 within 0.01" in json.loads((folder / "runtime.json").read_text())["checked"]["int8"]
     )
+
+
+def test_a_conv_stem_model_exports_with_fp32_parity(tmp_path: Path) -> None:
+    from indexer.synthetic.vocab import write_synthetic_vocab
+    from mplug2 import create_model, save_model_folder
+
+    torch.manual_seed(0)
+    folder = save_model_folder(
+        create_model("mplug2-small-conv"), write_synthetic_vocab(tmp_path / "vocab.txt"), tmp_path / "model"
+    )
+    bundle = load_model_bundle(folder)
+    clips, _ = _inputs(bundle, batch=2)
+    reference = bundle.encode_videos(clips)
+    assert bundle.use_runtime("openvino", "fp32", cache_root=tmp_path / "cache") is None
+    got = bundle.encode_videos(clips)
+    assert torch.allclose(got.feat, reference.feat, atol=1e-4, rtol=0), (got.feat - reference.feat).abs().max()
+    assert torch.allclose(got.tokens, reference.tokens, atol=1e-4, rtol=0)
