@@ -90,6 +90,11 @@ def all_triples() -> list[tuple[str, str, str]]:
     return [t for t in itertools.product(COLOURS, SHAPES, MOTIONS) if valid_motion(t[1], t[2])]
 
 
+def training_triples() -> list[tuple[str, str, str]]:
+    """The (colour, shape, motion) combinations training videos may show: all but the test split's."""
+    return [t for t in all_triples() if not is_held_out_triple(*t)]
+
+
 def _sizes_for(motion: str) -> tuple[str | None, ...]:
     return (None,) if motion in ("growing", "shrinking") else SIZES
 
@@ -108,12 +113,12 @@ def plan(
         raise ValueError(f"at most {len(test_keys)} distinct test videos exist; asked for {test_videos}")
     order = rng.permutation(len(test_keys))[:test_videos]
     result.videos += [VideoItem("test", i, (test_keys[k][0],), test_keys[k][1], 1) for i, k in enumerate(order)]
-    seen = [t for t in all_triples() if not is_held_out_triple(*t)]
+    seen = training_triples()
     for index in range(train_videos):
         item_rng = _rng(seed, "train", index, 1)
-        shapes = [_random_shape(seen, item_rng)]
+        shapes = [random_shape(seen, item_rng)]
         if item_rng.random() < 0.2:
-            second = _random_shape(seen, item_rng)
+            second = random_shape(seen, item_rng)
             if second.triple()[:2] != shapes[0].triple()[:2]:
                 shapes.append(second)
         background = list(BACKGROUNDS)[int(item_rng.integers(len(BACKGROUNDS)))]
@@ -144,7 +149,7 @@ def plan(
         for _ in range(int(item_rng.integers(3, 7))):
             scenes.append(
                 (
-                    (_random_shape(all_triples(), item_rng),),
+                    (random_shape(all_triples(), item_rng),),
                     list(BACKGROUNDS)[int(item_rng.integers(4))],
                     float(item_rng.uniform(5.0, 10.0)),
                 )
@@ -153,7 +158,7 @@ def plan(
     return result
 
 
-def _random_shape(triples: list[tuple[str, str, str]], rng: np.random.Generator) -> ShapeSpec:
+def random_shape(triples: list[tuple[str, str, str]], rng: np.random.Generator) -> ShapeSpec:
     colour, shape, motion = triples[int(rng.integers(len(triples)))]
     sizes = _sizes_for(motion)
     return ShapeSpec(colour, shape, motion, sizes[int(rng.integers(len(sizes)))])

@@ -64,3 +64,19 @@ class ITMStageConfig:
     # its mined ITC neighbours (its reversed twin among them) by the engine's final score, ITC logit + ITM log-odds
     rank_weight: float = 0.0
     rank_candidates: int = 8
+
+
+@dataclass
+class LabelStageConfig:
+    """The visual tower alone, taught to name labelled attributes of single frames (mplug2/train/label_stage.py)."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    head_lr: float = 1e-3
+    weight_decay: float = 0.02
+    warmup_steps: int = 50
+    # logits are cosine-like (the ITC vector is unit length): divide by this so the heads can reach confident answers
+    temperature: float = 0.1
+    seed: int = 0
+    log_every: int = 50

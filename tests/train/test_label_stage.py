@@ -1,0 +1,82 @@
+"""The label stage: rendered training frames carry their attributes as labels, and the visual tower (only it) learns
+to name them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from click.testing import CliRunner
+
+from indexer.cli import cli
+from indexer.synthetic.attributes import COLOURS
+from indexer.synthetic.labelled_frames import VALUES, label_counts, render_labelled_frames
+from indexer.synthetic.vocab import write_synthetic_vocab
+from mplug2 import create_model
+from mplug2.train.config import LabelStageConfig
+from mplug2.train.label_stage import UNLABELLED, LabelledFrames, train_on_labels, visual_parameters
+
+
+def test_rendered_frames_show_the_attributes_their_labels_name() -> None:
+    batch = render_labelled_frames(24, np.random.default_rng(0))
+    assert batch.frames.shape == (24, 240, 320, 3) and batch.frames.dtype == np.uint8
+    assert set(batch.labels) == set(VALUES) == set(label_counts())
+    for index, frame in enumerate(batch.frames):
+        colour = VALUES["colour"][batch.labels["colour"][index]]
+        filled = np.all(frame == np.array(COLOURS[colour], np.uint8), axis=-1).sum()
+        assert filled > 500, f"frame {index}: a {colour} shape is drawn in its exact colour"
+    sizes = batch.labels["size"]
+    assert (sizes == UNLABELLED).any() and (sizes != UNLABELLED).any(), "growing shapes have no size; others do"
+    again = render_labelled_frames(24, np.random.default_rng(0))
+    assert np.array_equal(again.frames, batch.frames), "a seed gives the same frames"
+
+
+def _two_colours(count: int, rng: np.random.Generator) -> LabelledFrames:
+    """Plain red or blue frames: a label any tower can learn in a few steps."""
+    which = rng.integers(0, 2, count)
+    frames = np.zeros((count, 32, 32, 3), np.uint8)
+    frames[which == 0] = COLOURS["red"]
+    frames[which == 1] = COLOURS["blue"]
+    return LabelledFrames(frames, {"colour": which})
+
+
+def test_the_visual_tower_alone_learns_the_labels() -> None:
+    torch.manual_seed(0)
+    model = create_model("mplug2-tiny")
+    trained = {id(p) for p in visual_parameters(model)}
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    config = LabelStageConfig(steps=40, batch_size=8, lr=1e-3, warmup_steps=5, log_every=10)
+    result = train_on_labels(model, _two_colours, {"colour": 2}, config)
+    assert result.steps == 40 and result.accuracy["colour"] == 1.0
+    for name, parameter in model.named_parameters():
+        changed = not torch.equal(before[name], parameter)
+        if id(parameter) not in trained:
+            assert not changed, f"{name} is not the visual tower's and must stay as it was"
+    assert not torch.equal(before["vision_proj.weight"], model.vision_proj.weight)
+
+
+def test_the_command_writes_a_model_folder_with_what_it_did(tmp_path) -> None:
+    vocab = write_synthetic_vocab(tmp_path / "vocab.txt")
+    out = tmp_path / "stage"
+    args = ["pretrain-synthetic", "--model", "mplug2-tiny", "--vocab", str(vocab), "--out", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--steps", "3", "--batch-size", "4", "--image-size", "64"])
+    assert result.exit_code == 0, result.output
+    assert "trained 3 steps" in result.output
+    provenance = json.loads((out / "model" / "config.json").read_text())["provenance"]
+    assert provenance["steps"] == 3 and provenance["label_stage"]["batch_size"] == 4
+    assert set(provenance["accuracy"]) == set(VALUES)
+    model = create_model(out / "model")
+    assert model.config.image_size == 64
+
+
+def test_a_config_name_without_a_vocab_is_refused(tmp_path) -> None:
+    result = CliRunner().invoke(cli, ["pretrain-synthetic", "--model", "mplug2-tiny", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "needs --vocab" in result.output
+
+
+def test_an_input_size_the_patches_do_not_divide_is_refused(tmp_path) -> None:
+    vocab = write_synthetic_vocab(tmp_path / "vocab.txt")
+    args = ["pretrain-synthetic", "--model", "mplug2-tiny", "--vocab", str(vocab), "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(cli, [*args, "--image-size", "60"])
+    assert result.exit_code == 2 and "patch size 8" in result.output
