@@ -117,6 +117,19 @@ def seeds(text: str) -> tuple[int, ...]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "bundled-model")
+    parser.add_argument(
+        "--architecture",
+        default="mplug2-small",
+        help="the model config the joint stage starts from (mplug2-small-conv: the same with a convolutional stem)",
+    )
+    parser.add_argument(
+        "--label-steps",
+        type=int,
+        default=0,
+        help="> 0: before the joint stage, this many steps of `pretrain-synthetic` (the visual tower names shape, "
+        "colour, background and size of rendered frames); the joint stage then starts from its model",
+    )
+    parser.add_argument("--label-size", type=int, default=96, help="input size of the label stage (and all after it)")
     parser.add_argument("--minutes", type=float, default=52.0, help="time budget of the joint ITC + ITM stage")
     parser.add_argument("--itm-minutes", type=float, default=8.0, help="time budget of the ITM stage")
     parser.add_argument("--itm-lr", type=float, default=1e-3)
@@ -230,10 +243,15 @@ def main() -> None:
     phrases = args.work / "direction_phrases.json"
     phrases.write_text(json.dumps(direction_phrase_pairs()) + "\n")
     attribute_words = write_attribute_words(args.work)
-    train_dir, itm_dir = args.work / "train", args.work / "itm"
+    labels_dir, train_dir, itm_dir = args.work / "labels", args.work / "train", args.work / "itm"
     if args.start_from is None:
+        start = args.architecture
+        if args.label_steps > 0:
+            if not finished(labels_dir):
+                label_stage(args, vocab, labels_dir)
+            start = str(labels_dir / "model")
         if not finished(train_dir):
-            joint_stage(args, data, vocab, train_dir)
+            joint_stage(args, data, vocab, train_dir, start)
         # The fusion encoder and ITM head alone on cached encoder outputs (see mplug2/train/itm_stage.py).
         if not finished(itm_dir):
             itm_stage(args, data, train_dir, itm_dir, args.itm_minutes, random_negatives=0.0)
@@ -282,11 +300,20 @@ def finished(stage_dir: Path) -> bool:
     return (stage_dir / "model" / "model.safetensors").is_file()
 
 
-def joint_stage(args: argparse.Namespace, data: Path, vocab: Path, train_dir: Path) -> None:
+def label_stage(args: argparse.Namespace, vocab: Path, out: Path) -> None:
+    """The visual tower alone names the attributes of freshly rendered frames (mplug2/train/label_stage.py)."""
+    mplug2_search(
+        "pretrain-synthetic",
+        *("--model", args.architecture, "--vocab", str(vocab), "--out", str(out)),
+        *("--steps", str(args.label_steps), "--image-size", str(args.label_size), "--seed", "0"),
+    )
+
+
+def joint_stage(args: argparse.Namespace, data: Path, vocab: Path, train_dir: Path, start: str) -> None:
     mplug2_search(
         "train",
         "--model",
-        "mplug2-small",
+        start,
         "--vocab",
         str(vocab),
         "--media",

@@ -28,11 +28,11 @@ def write_model_card(folder: Path, report: dict, args: argparse.Namespace, sharp
             f"{figures['image_t2i_R@1']:.3f} |"
         )
     choice = report["model_choice"] or {}
-    image_size = MPLUG2Config.from_json(folder / CONFIG).image_size
+    config = MPLUG2Config.from_json(folder / CONFIG)
     folder.joinpath("README.md").write_text(
         "# mplug2-synth\n\n"
-        f"The mPLUG-2 retrieval architecture at the `mplug2-small` size, {image_size} px input (no additions: every "
-        "official module, nothing else), trained from random weights on the project's synthetic shapes benchmark "
+        f"The mPLUG-2 retrieval architecture at the `mplug2-small` size, {config.image_size} px input "
+        f"({architecture_words(config)}), trained from random weights on the project's synthetic shapes benchmark "
         "(seed 0: 4000 videos, 1000 images) with ITC + ITM on 2 CPU cores. It knows nothing outside the benchmark.\n\n"
         "Rebuild: `make bundled-model` (python scripts/bundled_model.py --install). These weights: "
         + first_stages_words(args)
@@ -102,12 +102,25 @@ def _graded(row: dict, kind: str, name: str) -> str:
     return _figure(figures.get(name), ".3f")
 
 
+def architecture_words(config: MPLUG2Config) -> str:
+    if config.vision.stem == "patch":
+        return "no additions: every official module, nothing else"
+    return f"every official module, and one addition: a {config.vision.stem} stem in place of the ViT's patch kernel"
+
+
 def first_stages_words(args: argparse.Namespace) -> str:
     """The card's words for what the motion stages started from."""
     if args.start_from is not None:
         return f"started from {args.start_from_note or args.start_from.name}"
-    return (
-        f"joint ITC + ITM from random weights (lr {args.lr}, batch {args.batch_size}, {args.hard_batches:.0%} of "
+    labels = (
+        f"a label stage ({args.label_steps} steps at {args.label_size} px: the visual tower names shape, colour, "
+        "background and size of freshly rendered training frames); "
+        if args.label_steps > 0
+        else ""
+    )
+    start = "the label stage" if labels else "random weights"
+    return labels + (
+        f"joint ITC + ITM from {start} (lr {args.lr}, batch {args.batch_size}, {args.hard_batches:.0%} of "
         "batches mined from the model's nearest neighbours from epoch 2, items of one description never each other's "
         f"negatives, {args.minutes:.0f} minutes); an ITM stage on frozen encoders ({args.itm_minutes:.0f} minutes)"
     )
