@@ -109,7 +109,13 @@ class MPLUG2Config:
         return self.vision.image_size
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # A field added after release is written only when it differs from its default: the config (and with it
+        # model_fingerprint, which archives check) of every model with the official stem stays what earlier
+        # versions wrote, so their archives keep their vectors and their code still reads models saved now.
+        if self.vision.stem == VisionConfig.stem:
+            del data["vision"]["stem"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MPLUG2Config:

@@ -163,6 +163,24 @@ def test_the_conv_stem_makes_the_same_token_grid_and_survives_a_model_folder(tmp
         torch.testing.assert_close(again.encode_video(video).feat, out.feat)
 
 
+def test_configs_with_the_official_stem_are_written_as_before_the_stem_existed() -> None:
+    """The written config feeds model_fingerprint, which archives check: a key that appeared with an upgrade
+    would make every archive indexed before it look indexed by another model, and old code could not read it."""
+    import json
+    from pathlib import Path
+
+    from mplug2.config import MPLUG2Config
+
+    shipped = Path(__file__).parents[2] / "data" / "models" / "mplug2-synth" / "config.json"
+    written_before = {k: v for k, v in json.loads(shipped.read_text()).items() if k != "provenance"}
+    assert "stem" not in written_before["vision"]
+    rewritten = json.dumps(MPLUG2Config.from_dict(written_before).to_dict(), sort_keys=True)
+    assert rewritten == json.dumps(written_before, sort_keys=True)
+    conv = get_config("mplug2-small-conv")
+    assert conv.to_dict()["vision"]["stem"] == "conv"
+    assert MPLUG2Config.from_dict(conv.to_dict()) == conv
+
+
 def test_a_stem_the_model_cannot_build_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown vision stem 'hybrid'"):
         VisionConfig(stem="hybrid")
