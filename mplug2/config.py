@@ -15,6 +15,9 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+STEMS = ("patch", "conv", "patch+conv")
+
+
 @dataclass(frozen=True)
 class VisionConfig:
     """The CLIP ViT behind the video encoder (VideoFormer)."""
@@ -29,17 +32,27 @@ class VisionConfig:
     # Xiao et al. 2021): not part of mPLUG-2. For small towers trained from random weights, which otherwise learn
     # shape very slowly: on rendered shape frames with shape labels, the patch tower of mplug2-small at 96 px was at
     # 0.37 after 1000 steps, the same tower with this stem at 0.83 (and 0.66 against 0.18 on decoded test videos).
+    # "patch+conv": both, summed, the convolutions' projection starting at zero, so a trained patch model gains the
+    # stem without a change to what it computes (`mplug2.factory.with_conv_branch`).
     stem: str = "patch"
 
     def __post_init__(self) -> None:
-        if self.stem not in ("patch", "conv"):
-            raise ValueError(f"unknown vision stem {self.stem!r}: 'patch' (official) or 'conv'")
-        if self.stem == "conv" and (self.patch_size < 2 or self.patch_size & (self.patch_size - 1)):
+        if self.stem not in STEMS:
+            raise ValueError(f"unknown vision stem {self.stem!r}: {', '.join(map(repr, STEMS))} ('patch' is official)")
+        if self.has_conv_stem and (self.patch_size < 2 or self.patch_size & (self.patch_size - 1)):
             raise ValueError(f"the conv stem halves the frame per layer: patch size {self.patch_size} must be 2^k")
 
     @property
     def grid(self) -> int:
         return self.image_size // self.patch_size
+
+    @property
+    def has_patch_kernel(self) -> bool:
+        return self.stem in ("patch", "patch+conv")
+
+    @property
+    def has_conv_stem(self) -> bool:
+        return self.stem in ("conv", "patch+conv")
 
 
 @dataclass(frozen=True)

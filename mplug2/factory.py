@@ -112,6 +112,20 @@ def at_image_size(model: MPLUG2Retrieval, image_size: int) -> MPLUG2Retrieval:
     return resized.to(next(model.parameters()).device).train(model.training)
 
 
+def with_conv_branch(model: MPLUG2Retrieval) -> MPLUG2Retrieval:
+    """A patch-stem model with convolutions beside its patch kernel (stem "patch+conv"), their projection at zero:
+    it computes what `model` does, and fine-tuning can then grow what the patch kernel learns slowly (shape)."""
+    stem = model.config.vision.stem
+    if stem != "patch":
+        raise ValueError(f"{model.config.name} has a {stem!r} stem; a conv branch joins 'patch' only")
+    config = dataclasses.replace(model.config, vision=dataclasses.replace(model.config.vision, stem="patch+conv"))
+    widened = init_weights(MPLUG2Retrieval(config, with_fusion=model.with_fusion))
+    # Every weight but the branch's comes from `model` (strict: a key it lacks would be a bug, not a new branch).
+    state = {**widened.state_dict(), **model.state_dict()}
+    widened.load_state_dict(state)
+    return widened.to(next(model.parameters()).device).train(model.training)
+
+
 def vocab_for(name_or_dir: str | Path) -> Path | None:
     """The vocabulary file of a model folder, or bert-base-uncased's (shipped) for an architecture built for it."""
     folder = resolve_folder(name_or_dir)

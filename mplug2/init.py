@@ -42,6 +42,10 @@ def init_weights(model: MPLUG2Retrieval, std: float = 0.02) -> MPLUG2Retrieval:
             nn.init.zeros_(module.up_proj.weight)
             nn.init.zeros_(module.up_proj.bias)
     visual = model.visual_encoder.visual
+    if visual.config.has_patch_kernel and visual.config.has_conv_stem:
+        # The convolutions beside the patch kernel start silent: a patch model gains them unchanged.
+        nn.init.zeros_(visual.stem.proj.weight)
+        nn.init.zeros_(visual.stem.proj.bias)
     nn.init.trunc_normal_(visual.class_embedding, std=std)
     nn.init.trunc_normal_(visual.positional_embedding, std=std)
     with torch.no_grad():

@@ -103,7 +103,7 @@ class TemporalTransformer(nn.Module):
 
 class ConvStem(nn.Module):
     """Frames [N, 3, H, W] → patch features [N, width, H/p, W/p] through log2(p) stride-2 3x3 convolutions (channels
-    doubling up to `width`, GELU between) and a 1x1 projection (`VisionConfig.stem == "conv"`)."""
+    doubling up to `width`, GELU between) and a 1x1 projection (`VisionConfig.stem` "conv" or "patch+conv")."""
 
     def __init__(self, width: int, patch: int) -> None:
         super().__init__()
@@ -125,10 +125,10 @@ class VideoFormer(nn.Module):
         self.config = config
         width, patch = config.width, config.patch_size
         scale = width**-0.5
-        if config.stem == "conv":
-            self.stem = ConvStem(width, patch)
-        else:
+        if config.has_patch_kernel:
             self.conv1 = nn.Conv3d(3, width, kernel_size=(1, patch, patch), stride=(1, patch, patch), bias=False)
+        if config.has_conv_stem:
+            self.stem = ConvStem(width, patch)
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
         self.positional_embedding = nn.Parameter(scale * torch.randn(config.grid**2 + 1, width))
         self.ln_pre = LayerNormFp32(width)
@@ -151,10 +151,11 @@ class VideoFormer(nn.Module):
 
     def patch_features(self, frames: torch.Tensor) -> torch.Tensor:
         """frames [N, 3, H, W] → [N, width, H/p, W/p]."""
-        if self.config.stem == "conv":
+        if not self.config.has_patch_kernel:
             return self.stem(frames)
         # The (1, p, p) Conv3d is a per-frame Conv2d: run it as one.
-        return F.conv2d(frames, self.conv1.weight[:, :, 0], stride=self.config.patch_size)
+        patches = F.conv2d(frames, self.conv1.weight[:, :, 0], stride=self.config.patch_size)
+        return patches + self.stem(frames) if self.config.has_conv_stem else patches
 
 
 class VisualEncoder(nn.Module):

@@ -130,6 +130,12 @@ def main() -> None:
         "colour, background and size of rendered frames); the joint stage then starts from its model",
     )
     parser.add_argument("--label-size", type=int, default=96, help="input size of the label stage (and all after it)")
+    parser.add_argument(
+        "--conv-branch",
+        action="store_true",
+        help="with --label-steps: the label stage first gives its patch-stem start convolutions beside the patch "
+        "kernel (stem 'patch+conv', starting silent); with --start-from, the label stage runs on that model",
+    )
     parser.add_argument("--minutes", type=float, default=52.0, help="time budget of the joint ITC + ITM stage")
     parser.add_argument("--itm-minutes", type=float, default=8.0, help="time budget of the ITM stage")
     parser.add_argument("--itm-lr", type=float, default=1e-3)
@@ -248,7 +254,7 @@ def main() -> None:
         start = args.architecture
         if args.label_steps > 0:
             if not finished(labels_dir):
-                label_stage(args, vocab, labels_dir)
+                label_stage(args, vocab, labels_dir, args.architecture)
             start = str(labels_dir / "model")
         if not finished(train_dir):
             joint_stage(args, data, vocab, train_dir, start)
@@ -256,6 +262,10 @@ def main() -> None:
         if not finished(itm_dir):
             itm_stage(args, data, train_dir, itm_dir, args.itm_minutes, random_negatives=0.0)
     model = args.start_from or itm_dir / "model"
+    if args.start_from is not None and args.label_steps > 0:
+        if not finished(labels_dir):
+            label_stage(args, vocab, labels_dir, str(args.start_from))
+        model = labels_dir / "model"
     for number, (steps, caption_negatives) in enumerate(args.motion_stages, start=1):
         motion_dir, final_dir = args.work / f"motion-{number}", args.work / f"final-{number}"
         if not finished(motion_dir):
@@ -300,12 +310,13 @@ def finished(stage_dir: Path) -> bool:
     return (stage_dir / "model" / "model.safetensors").is_file()
 
 
-def label_stage(args: argparse.Namespace, vocab: Path, out: Path) -> None:
+def label_stage(args: argparse.Namespace, vocab: Path, out: Path, start: str) -> None:
     """The visual tower alone names the attributes of freshly rendered frames (mplug2/train/label_stage.py)."""
     mplug2_search(
         "pretrain-synthetic",
-        *("--model", args.architecture, "--vocab", str(vocab), "--out", str(out)),
+        *("--model", start, "--vocab", str(vocab), "--out", str(out)),
         *("--steps", str(args.label_steps), "--image-size", str(args.label_size), "--seed", "0"),
+        *(("--conv-branch",) if args.conv_branch else ()),
     )
 
 

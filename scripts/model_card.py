@@ -105,19 +105,25 @@ def _graded(row: dict, kind: str, name: str) -> str:
 def architecture_words(config: MPLUG2Config) -> str:
     if config.vision.stem == "patch":
         return "no additions: every official module, nothing else"
+    if config.vision.has_patch_kernel:
+        return (
+            "every official module, and one addition: strided convolutions beside the ViT's patch kernel, their "
+            "features added to its patch features"
+        )
     return f"every official module, and one addition: a {config.vision.stem} stem in place of the ViT's patch kernel"
 
 
 def first_stages_words(args: argparse.Namespace) -> str:
     """The card's words for what the motion stages started from."""
-    if args.start_from is not None:
-        return f"started from {args.start_from_note or args.start_from.name}"
     labels = (
-        f"a label stage ({args.label_steps} steps at {args.label_size} px: the visual tower names shape, colour, "
+        f"a label stage ({args.label_steps} steps at {args.label_size} px: the visual tower"
+        f"{', given convolutions beside its patch kernel,' if args.conv_branch else ''} names shape, colour, "
         "background and size of freshly rendered training frames); "
         if args.label_steps > 0
         else ""
     )
+    if args.start_from is not None:
+        return f"started from {args.start_from_note or args.start_from.name}" + (f"; {labels[:-2]}" if labels else "")
     start = "the label stage" if labels else "random weights"
     return labels + (
         f"joint ITC + ITM from {start} (lr {args.lr}, batch {args.batch_size}, {args.hard_batches:.0%} of "

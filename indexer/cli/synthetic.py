@@ -71,6 +71,12 @@ def make_synthetic(
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=LabelStageConfig.lr, show_default=True)
 @click.option("--image-size", type=click.IntRange(min=1), help="Input size to train at (default: the model's).")
 @click.option("--seed", type=int, default=LabelStageConfig.seed, show_default=True)
+@click.option(
+    "--conv-branch",
+    is_flag=True,
+    help="First give a patch-stem model convolutions beside its patch kernel (stem 'patch+conv', starting silent): "
+    "a trained model keeps what it computes and gains a path that learns shape fast.",
+)
 def pretrain_synthetic(
     model_name: str,
     out_dir: Path,
@@ -80,6 +86,7 @@ def pretrain_synthetic(
     lr: float,
     image_size: int | None,
     seed: int,
+    conv_branch: bool,
 ) -> None:
     """Teach a model's visual tower the benchmark's shape, colour, background and size on freshly rendered training
     frames (never a test combination), before ITC + ITM: a small tower from random weights otherwise barely learns
@@ -89,13 +96,19 @@ def pretrain_synthetic(
 
     from indexer.synthetic.labelled_frames import label_counts, render_labelled_frames
     from mplug2 import create_model, save_model_folder
-    from mplug2.factory import at_image_size, vocab_for
+    from mplug2.factory import at_image_size, vocab_for, with_conv_branch
     from mplug2.train.label_stage import train_on_labels
 
     vocab = vocab or vocab_for(model_name)
     if vocab is None:
         raise click.UsageError("a config name starts from random weights and needs --vocab")
     model = create_model(model_name)
+    if conv_branch:
+        torch.manual_seed(seed)  # the branch's convolutions start random: the same ones on every run
+        try:
+            model = with_conv_branch(model)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--conv-branch") from None
     if image_size is not None:
         try:
             model = at_image_size(model, image_size)

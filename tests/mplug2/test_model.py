@@ -181,18 +181,51 @@ def test_configs_with_the_official_stem_are_written_as_before_the_stem_existed()
     assert MPLUG2Config.from_dict(conv.to_dict()) == conv
 
 
+def test_a_conv_branch_joins_a_patch_model_without_changing_it_and_then_learns(tmp_path) -> None:
+    from indexer.synthetic.vocab import write_synthetic_vocab
+    from mplug2 import save_model_folder
+    from mplug2.factory import with_conv_branch
+
+    torch.manual_seed(0)
+    patch = create_model("mplug2-small")
+    widened = with_conv_branch(patch)
+    visual = widened.visual_encoder.visual
+    assert widened.config.vision.stem == "patch+conv" and hasattr(visual, "conv1") and hasattr(visual, "stem")
+    video = torch.randn(2, 4, 3, patch.config.image_size, patch.config.image_size)
+    with torch.no_grad():
+        torch.testing.assert_close(widened.encode_video(video).feat, patch.encode_video(video).feat)
+    widened.train()
+    widened.encode_video(video).feat.sum().backward()
+    assert visual.stem.proj.weight.grad.abs().sum() > 0, "the silent branch still gets a gradient"
+    with torch.no_grad():
+        visual.stem.proj.weight.normal_(std=0.02)
+        moved = widened.eval().encode_video(video).feat
+    assert not torch.allclose(moved, patch.encode_video(video).feat)
+    folder = save_model_folder(widened, write_synthetic_vocab(tmp_path / "vocab.txt"), tmp_path / "model")
+    again = create_model(folder).eval()
+    assert again.config.vision.stem == "patch+conv"
+    with torch.no_grad():
+        torch.testing.assert_close(again.encode_video(video).feat, moved)
+    with pytest.raises(ValueError, match="joins 'patch' only"):
+        with_conv_branch(again)
+
+
 def test_a_stem_the_model_cannot_build_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown vision stem 'hybrid'"):
         VisionConfig(stem="hybrid")
     with pytest.raises(ValueError, match="patch size 14 must be 2"):
         VisionConfig(stem="conv", patch_size=14)
+    with pytest.raises(ValueError, match="patch size 14 must be 2"):
+        VisionConfig(stem="patch+conv", patch_size=14)
 
 
-def test_clip_weights_are_refused_for_a_conv_stem(tmp_path) -> None:
+@pytest.mark.parametrize("stem", ["conv", "patch+conv"])
+def test_clip_weights_are_refused_for_a_conv_stem(tmp_path, stem: str) -> None:
     from mplug2.checkpoint import CheckpointError
     from mplug2.init import load_clip_vision
 
-    model = create_model("mplug2-small-conv")
+    config = get_config("mplug2-small-conv")
+    model = MPLUG2Retrieval(replace(config, vision=replace(config.vision, stem=stem)))
     source = {f"visual.{k}": v for k, v in create_model("mplug2-small").visual_encoder.visual.state_dict().items()}
     torch.save(source, tmp_path / "clip.pt")
     with pytest.raises(CheckpointError, match="patch stem only"):

@@ -193,14 +193,19 @@ def test_a_measured_drift_is_recorded_as_the_folders_verdict(tiny_model_dir: Pat
     )
 
 
-def test_a_conv_stem_model_exports_with_fp32_parity(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stem", ["conv", "patch+conv"])
+def test_a_model_with_a_conv_stem_exports_with_fp32_parity(tmp_path: Path, stem: str) -> None:
     from indexer.synthetic.vocab import write_synthetic_vocab
     from mplug2 import create_model, save_model_folder
+    from mplug2.factory import with_conv_branch
 
     torch.manual_seed(0)
-    folder = save_model_folder(
-        create_model("mplug2-small-conv"), write_synthetic_vocab(tmp_path / "vocab.txt"), tmp_path / "model"
-    )
+    if stem == "conv":
+        model = create_model("mplug2-small-conv")
+    else:
+        model = with_conv_branch(create_model("mplug2-small"))
+        torch.nn.init.normal_(model.visual_encoder.visual.stem.proj.weight, std=0.02)  # the branch past its start
+    folder = save_model_folder(model, write_synthetic_vocab(tmp_path / "vocab.txt"), tmp_path / "model")
     bundle = load_model_bundle(folder)
     clips, _ = _inputs(bundle, batch=2)
     reference = bundle.encode_videos(clips)

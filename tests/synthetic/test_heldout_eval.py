@@ -116,7 +116,7 @@ def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_s
     every_group, shape_only = write_attribute_words(tmp_path), write_attribute_words(tmp_path, ("shape",))
     assert set(json.loads(every_group.read_text())) == {"shape", "motion", "size", "position"}
     assert list(json.loads(shape_only.read_text())) == ["shape"] and shape_only != every_group
-    args = argparse.Namespace(start_from=None, start_from_note=None, label_steps=0, label_size=96)
+    args = argparse.Namespace(start_from=None, start_from_note=None, label_steps=0, label_size=96, conv_branch=False)
     args.lr, args.batch_size, args.hard_batches, args.minutes, args.itm_minutes = 1e-3, 32, 0.5, 52.0, 8.0
     first = SHIPPED_SHARPEN[0]
     stage_1 = f"sharpen stage 1 ({first.steps} steps at {first.size} px input from the 64 px model, its position grid"
@@ -132,6 +132,12 @@ def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_s
     assert first_stages_words(args).startswith("a label stage (1000 steps at 96 px: the visual tower names shape")
     assert "; joint ITC + ITM from the label stage (lr 0.001" in first_stages_words(args)
     args.start_from, args.start_from_note = Path("old-model"), "the previous release"
+    args.conv_branch = True
+    assert first_stages_words(args) == (
+        "started from the previous release; a label stage (1000 steps at 96 px: the visual tower, given convolutions "
+        "beside its patch kernel, names shape, colour, background and size of freshly rendered training frames)"
+    )
+    args.label_steps = 0
     assert first_stages_words(args) == "started from the previous release"
     assert sharpen_words((), 64) == ""
     args.partial_captions, args.partial_attributes = 0.0, "shape"
@@ -145,7 +151,10 @@ def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_s
 def test_the_card_names_a_stem_that_is_not_the_official_one() -> None:
     from model_card import architecture_words
 
-    from mplug2 import get_config
+    from mplug2 import create_model, get_config
+    from mplug2.factory import with_conv_branch
 
     assert architecture_words(get_config("mplug2-small")) == "no additions: every official module, nothing else"
     assert "a conv stem in place of the ViT's patch kernel" in architecture_words(get_config("mplug2-small-conv"))
+    widened = with_conv_branch(create_model("mplug2-small")).config
+    assert "convolutions beside the ViT's patch kernel" in architecture_words(widened)

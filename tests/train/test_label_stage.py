@@ -80,3 +80,17 @@ def test_an_input_size_the_patches_do_not_divide_is_refused(tmp_path) -> None:
     args = ["pretrain-synthetic", "--model", "mplug2-tiny", "--vocab", str(vocab), "--out", str(tmp_path / "o")]
     result = CliRunner().invoke(cli, [*args, "--image-size", "60"])
     assert result.exit_code == 2 and "patch size 8" in result.output
+
+
+def test_a_conv_branch_joins_the_model_before_the_labels_and_learns(tmp_path) -> None:
+    vocab = write_synthetic_vocab(tmp_path / "vocab.txt")
+    out = tmp_path / "stage"
+    args = ["pretrain-synthetic", "--model", "mplug2-tiny", "--vocab", str(vocab), "--out", str(out), "--conv-branch"]
+    result = CliRunner().invoke(cli, [*args, "--steps", "3", "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    model = create_model(out / "model")
+    assert model.config.vision.stem == "patch+conv"
+    assert model.visual_encoder.visual.stem.proj.weight.abs().sum() > 0, "the branch left its silent start"
+    widened_twice = [*args[:-3], "--out", str(tmp_path / "again"), "--conv-branch", "--model", str(out / "model")]
+    again = CliRunner().invoke(cli, [*widened_twice, "--steps", "1", "--batch-size", "4"])
+    assert again.exit_code == 2 and "joins 'patch' only" in again.output
