@@ -114,7 +114,8 @@ def at_image_size(model: MPLUG2Retrieval, image_size: int) -> MPLUG2Retrieval:
 
 def with_conv_branch(model: MPLUG2Retrieval) -> MPLUG2Retrieval:
     """A patch-stem model with convolutions beside its patch kernel (stem "patch+conv"), their projection at zero:
-    it computes what `model` does, and fine-tuning can then grow what the patch kernel learns slowly (shape)."""
+    it computes what `model` does until fine-tuning trains the convolutions (which, in a tower from random weights,
+    learnt shape far faster than a patch kernel)."""
     stem = model.config.vision.stem
     if stem != "patch":
         raise ValueError(f"{model.config.name} has a {stem!r} stem; a conv branch joins 'patch' only")

@@ -75,7 +75,8 @@ def make_synthetic(
     "--conv-branch",
     is_flag=True,
     help="First give a patch-stem model convolutions beside its patch kernel (stem 'patch+conv', starting silent): "
-    "a trained model keeps what it computes and gains a path that learns shape fast.",
+    "a trained model keeps what it computes and gains the stem that, in a tower from random weights, learnt shape "
+    "far faster than the patch kernel.",
 )
 def pretrain_synthetic(
     model_name: str,
