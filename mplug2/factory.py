@@ -108,8 +108,7 @@ def at_image_size(model: MPLUG2Retrieval, image_size: int) -> MPLUG2Retrieval:
     state = model.state_dict()
     tokens = resized.state_dict()[POSITION_EMBEDDING_KEY].shape[0]
     state[POSITION_EMBEDDING_KEY] = resize_position_embedding(state[POSITION_EMBEDDING_KEY], tokens)
-    resized.load_state_dict(state)
-    return resized.to(next(model.parameters()).device).train(model.training)
+    return _loaded_like(resized, state, model)
 
 
 def with_conv_branch(model: MPLUG2Retrieval) -> MPLUG2Retrieval:
@@ -122,9 +121,13 @@ def with_conv_branch(model: MPLUG2Retrieval) -> MPLUG2Retrieval:
     config = dataclasses.replace(model.config, vision=dataclasses.replace(model.config.vision, stem="patch+conv"))
     widened = init_weights(MPLUG2Retrieval(config, with_fusion=model.with_fusion))
     # Every weight but the branch's comes from `model` (strict: a key it lacks would be a bug, not a new branch).
-    state = {**widened.state_dict(), **model.state_dict()}
-    widened.load_state_dict(state)
-    return widened.to(next(model.parameters()).device).train(model.training)
+    return _loaded_like(widened, {**widened.state_dict(), **model.state_dict()}, model)
+
+
+def _loaded_like(rebuilt: MPLUG2Retrieval, state: dict[str, torch.Tensor], model: MPLUG2Retrieval) -> MPLUG2Retrieval:
+    """`rebuilt` holding `state`, on `model`'s device and in its train/eval mode."""
+    rebuilt.load_state_dict(state)
+    return rebuilt.to(next(model.parameters()).device).train(model.training)
 
 
 def vocab_for(name_or_dir: str | Path) -> Path | None:

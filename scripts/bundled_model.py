@@ -250,22 +250,18 @@ def main() -> None:
     phrases.write_text(json.dumps(direction_phrase_pairs()) + "\n")
     attribute_words = write_attribute_words(args.work)
     labels_dir, train_dir, itm_dir = args.work / "labels", args.work / "train", args.work / "itm"
+    if args.label_steps > 0 and not finished(labels_dir):
+        label_stage(args, vocab, labels_dir, str(args.start_from or args.architecture))
+    labelled = labels_dir / "model" if args.label_steps > 0 else None
     if args.start_from is None:
-        start = args.architecture
-        if args.label_steps > 0:
-            if not finished(labels_dir):
-                label_stage(args, vocab, labels_dir, args.architecture)
-            start = str(labels_dir / "model")
         if not finished(train_dir):
-            joint_stage(args, data, vocab, train_dir, start)
+            joint_stage(args, data, vocab, train_dir, str(labelled or args.architecture))
         # The fusion encoder and ITM head alone on cached encoder outputs (see mplug2/train/itm_stage.py).
         if not finished(itm_dir):
             itm_stage(args, data, train_dir, itm_dir, args.itm_minutes, random_negatives=0.0)
-    model = args.start_from or itm_dir / "model"
-    if args.start_from is not None and args.label_steps > 0:
-        if not finished(labels_dir):
-            label_stage(args, vocab, labels_dir, str(args.start_from))
-        model = labels_dir / "model"
+        model = itm_dir / "model"
+    else:
+        model = labelled or args.start_from
     for number, (steps, caption_negatives) in enumerate(args.motion_stages, start=1):
         motion_dir, final_dir = args.work / f"motion-{number}", args.work / f"final-{number}"
         if not finished(motion_dir):

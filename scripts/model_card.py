@@ -118,18 +118,19 @@ def first_stages_words(args: argparse.Namespace) -> str:
     labels = (
         f"a label stage ({args.label_steps} steps at {args.label_size} px: the visual tower"
         f"{', given convolutions beside its patch kernel,' if args.conv_branch else ''} names shape, colour, "
-        "background and size of freshly rendered training frames); "
+        "background and size of freshly rendered training frames)"
         if args.label_steps > 0
         else ""
     )
     if args.start_from is not None:
-        return f"started from {args.start_from_note or args.start_from.name}" + (f"; {labels[:-2]}" if labels else "")
+        return "; ".join(filter(None, (f"started from {args.start_from_note or args.start_from.name}", labels)))
     start = "the label stage" if labels else "random weights"
-    return labels + (
+    joint = (
         f"joint ITC + ITM from {start} (lr {args.lr}, batch {args.batch_size}, {args.hard_batches:.0%} of "
         "batches mined from the model's nearest neighbours from epoch 2, items of one description never each other's "
         f"negatives, {args.minutes:.0f} minutes); an ITM stage on frozen encoders ({args.itm_minutes:.0f} minutes)"
     )
+    return "; ".join(filter(None, (labels, joint)))
 
 
 def sharpen_words(stages: Sequence, start_size: int, partial: str = "") -> str:
