@@ -144,6 +144,15 @@ from mplug2.train.config import ITMStageConfig, TrainConfig
     help="Learning rate of the video encoder's temporal adapters (lmhra) as a multiple of --lr: they start near zero "
     "and at the common rate stay there, so the model never learns time order.",
 )
+@click.option(
+    "--text-lr-scale",
+    type=click.FloatRange(min=0),
+    default=TrainConfig.text_lr_scale,
+    show_default=True,
+    help="Learning rate of the text tower (text encoder with the universal layers the visual tokens pass through "
+    "too, and text_proj) as a multiple of --lr. 0 holds it still: a new visual tower learns to meet a trained "
+    "model's text embeddings.",
+)
 @click.option("--frames", type=int, help="Frames per clip (default: the model's).")
 @click.option(
     "--image-size",
@@ -198,6 +207,7 @@ def train(
     attribute_words: Path | None,
     separation_margin: float,
     temporal_lr_scale: float,
+    text_lr_scale: float,
     frames: int | None,
     image_size: int | None,
     max_steps: int | None,
@@ -281,6 +291,7 @@ def train(
         partial_attributes=tuple(name for name in partial_attributes.split("+") if name),
         separation_margin=separation_margin,
         temporal_lr_scale=temporal_lr_scale,
+        text_lr_scale=text_lr_scale,
         max_steps=max_steps,
         time_limit_s=time_limit * 60 if time_limit else None,
         seed=seed,

@@ -34,6 +34,9 @@ class TrainConfig:
     # learning rate of the video encoder's temporal adapters (lmhra) over `lr`: their depthwise convolutions over time
     # start near zero and, at the common rate, stay there (the model never learns time order)
     temporal_lr_scale: float = 1.0
+    # learning rate of the text tower (text encoder, its universal layers, text_proj) over `lr`; 0 holds it still, so
+    # a new visual tower learns to meet the text embeddings of a trained model instead of both drifting together
+    text_lr_scale: float = 1.0
     seed: int = 0
     precision: str = "auto"  # auto: bf16 autocast on GPU, float32 on CPU
     checkpoint_every: int = 200  # optimizer steps

@@ -28,6 +28,8 @@ from mplug2.transforms import to_model_input
 
 log = logging.getLogger(__name__)
 
+# the text tower: the text encoder (its universal layers, which the visual tokens pass through too) and text_proj
+TEXT_TOWER = ("text_encoder.", "text_proj.")
 TWIN_ID_OFFSET = 1 << 40  # a time-reversed twin's item id: its original's plus this (no real id comes near it)
 
 
@@ -109,19 +111,23 @@ class Trainer:
         self.mined: tuple[int, list[list[int]]] | None = None  # (epoch, its batches) when they came from the model
 
     def _param_groups(self) -> list[dict]:
-        """Weight decay on matrices only; the temporal adapters at their own learning rate
-        (`TrainConfig.temporal_lr_scale`)."""
-        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+        """Weight decay on matrices only; the temporal adapters and the text tower at their own learning rates
+        (`TrainConfig.temporal_lr_scale`, `text_lr_scale`); a tower at rate 0 is held still (no gradients at all).
+        Groups keep the order and number earlier versions saved, so their checkpoints resume."""
+        config = self.config
+        groups: dict[tuple[bool, bool, float], list[torch.nn.Parameter]] = {}
         for name, parameter in self.model.named_parameters():
+            temporal = ".lmhra" in name
+            scale = config.text_lr_scale if name.startswith(TEXT_TOWER) else 1.0
+            scale = config.temporal_lr_scale if temporal else scale
+            if scale == 0:
+                parameter.requires_grad_(False)
+                continue
             keep = parameter.ndim < 2 or "embedding" in name or "latents" in name or name == "temp"
-            groups.setdefault((not keep, ".lmhra" in name), []).append(parameter)
+            groups.setdefault((not keep, temporal, scale), []).append(parameter)
         return [
-            {
-                "params": parameters,
-                "weight_decay": self.config.weight_decay if decay else 0.0,
-                "lr": self.config.lr * (self.config.temporal_lr_scale if temporal else 1.0),
-            }
-            for (decay, temporal), parameters in sorted(groups.items())
+            {"params": parameters, "weight_decay": config.weight_decay if decay else 0.0, "lr": config.lr * scale}
+            for (decay, _, scale), parameters in sorted(groups.items())
         ]
 
     def _lr_factor(self, step: int) -> float:

@@ -312,9 +312,38 @@ def test_temporal_adapters_learn_at_their_own_rate(data: Path, tmp_path: Path) -
     names = {id(parameter): name for name, parameter in trainer.model.named_parameters()}
     rates = {names[id(p)]: group["lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
     assert len(rates) == len(names), "every parameter is in exactly one group"
+    # (decay or not) x (temporal or not), in this order: what checkpoints of earlier versions hold, so they resume
+    assert [(group["weight_decay"] > 0, group["lr"] > rates["temp"]) for group in trainer.optimizer.param_groups] == [
+        (False, False),
+        (False, True),
+        (True, False),
+        (True, True),
+    ]
     temporal = {name for name in rates if ".lmhra" in name}
     assert temporal and all(rates[name] == pytest.approx(10 * rates["temp"]) for name in temporal)
     assert all(rate == pytest.approx(rates["temp"]) for name, rate in rates.items() if name not in temporal)
+
+
+def test_a_text_tower_at_rate_zero_stays_still_while_the_visual_tower_learns(data: Path, tmp_path: Path) -> None:
+    """--text-lr-scale 0: the text encoder (universal layers included) and text_proj get no gradient and do not move;
+    the visual tower, its projection and the fusion encoder train. Another scale sets the text tower's rate."""
+    trainer = make_trainer(data, tmp_path, max_steps=2, text_lr_scale=0.0)
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    text = [name for name in before if name.startswith(("text_encoder.", "text_proj."))]
+    assert text and all(torch.equal(before[name], after[name]) for name in text)
+    for moving in (
+        "visual_encoder.visual.conv1.weight",
+        "vision_proj.weight",
+        "fusion_encoder.encoder.layer.1.attention.self.query.weight",
+    ):
+        assert not torch.equal(before[moving], after[moving]), moving
+    scaled = make_trainer(data, tmp_path / "scaled", max_steps=1, text_lr_scale=0.5)
+    names = {id(parameter): name for name, parameter in scaled.model.named_parameters()}
+    rates = {names[id(p)]: group["lr"] for group in scaled.optimizer.param_groups for p in group["params"]}
+    assert all(rates[name] == pytest.approx(0.5 * rates["temp"]) for name in text)
+    assert rates["vision_proj.weight"] == pytest.approx(rates["temp"])
 
 
 def test_training_at_another_input_size_saves_a_model_of_that_size(data: Path, tmp_path: Path) -> None:
