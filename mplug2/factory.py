@@ -124,6 +124,22 @@ def with_conv_branch(model: MPLUG2Retrieval) -> MPLUG2Retrieval:
     return _loaded_like(widened, {**widened.state_dict(), **model.state_dict()}, model)
 
 
+def with_visual_tower(model: MPLUG2Retrieval, donor: MPLUG2Retrieval) -> MPLUG2Retrieval:
+    """`model` with `donor`'s visual tower (the VideoFormer: its architecture and weights) in place of its own; the
+    text tower, universal layers, projections and fusion encoder stay `model`'s. What a visual tower trained apart
+    (the label stage) starts from before it learns to meet `model`'s text embeddings (`train --text-lr-scale 0`)."""
+    # The tower's width is what the layers after it read (visn_fc, the universal layers): only it must agree.
+    if donor.config.vision.width != model.config.vision.width:
+        widths = f"{donor.config.vision.width} vs {model.config.vision.width}"
+        raise ValueError(f"{donor.config.name}'s visual tower is not as wide as {model.config.name}'s ({widths})")
+    config = dataclasses.replace(model.config, vision=donor.config.vision)
+    grafted = MPLUG2Retrieval(config, with_fusion=model.with_fusion)
+    tower = "visual_encoder."
+    state = {key: value for key, value in model.state_dict().items() if not key.startswith(tower)}
+    state |= {key: value for key, value in donor.state_dict().items() if key.startswith(tower)}
+    return _loaded_like(grafted, state, model)
+
+
 def _loaded_like(rebuilt: MPLUG2Retrieval, state: dict[str, torch.Tensor], model: MPLUG2Retrieval) -> MPLUG2Retrieval:
     """`rebuilt` holding `state`, on `model`'s device and in its train/eval mode."""
     rebuilt.load_state_dict(state)

@@ -136,6 +136,14 @@ def main() -> None:
         help="with --label-steps: the label stage first gives its patch-stem start convolutions beside the patch "
         "kernel (stem 'patch+conv', starting silent); with --start-from, the label stage runs on that model",
     )
+    parser.add_argument(
+        "--visual-tower",
+        help="with --start-from and --label-steps: a fresh visual tower of this architecture (e.g. mplug2-small-conv) "
+        "trained by the label stage replaces the start's, then learns to meet the start's text embeddings, the text "
+        "tower held still, for --meet-steps of the motion recipe",
+    )
+    parser.add_argument("--meet-steps", type=int, default=800, help="steps of the stage after --visual-tower")
+    parser.add_argument("--meet-lr", type=float, default=1e-3, help="learning rate of that stage")
     parser.add_argument("--minutes", type=float, default=52.0, help="time budget of the joint ITC + ITM stage")
     parser.add_argument("--itm-minutes", type=float, default=8.0, help="time budget of the ITM stage")
     parser.add_argument("--itm-lr", type=float, default=1e-3)
@@ -218,6 +226,8 @@ def main() -> None:
     )
     parser.add_argument("--install", action="store_true", help=f"copy the result to {TARGET}")
     args = parser.parse_args()
+    if args.visual_tower and (args.start_from is None or args.label_steps <= 0 or args.conv_branch):
+        parser.error("--visual-tower needs --start-from (the text side) and --label-steps, and not --conv-branch")
     data, validation = args.work / "synthetic", args.work / "validation"
     if not (data / "manifest.json").exists():
         mplug2_search(
@@ -250,9 +260,18 @@ def main() -> None:
     phrases.write_text(json.dumps(direction_phrase_pairs()) + "\n")
     attribute_words = write_attribute_words(args.work)
     labels_dir, train_dir, itm_dir = args.work / "labels", args.work / "train", args.work / "itm"
+    # The share of caption negatives of the last motion stage: what the stages after it (meet, sharpen) keep.
+    share = args.motion_stages[-1][1] if args.motion_stages else 1.0
     if args.label_steps > 0 and not finished(labels_dir):
-        label_stage(args, vocab, labels_dir, str(args.start_from or args.architecture))
+        label_stage(args, vocab, labels_dir, str(args.visual_tower or args.start_from or args.architecture))
     labelled = labels_dir / "model" if args.label_steps > 0 else None
+    if args.visual_tower:
+        meet_dir = args.work / "meet"
+        if not finished(meet_dir):
+            grafted = graft_visual_tower(args.start_from, labelled, args.work / "grafted")
+            settings = {"lr": args.meet_lr, "extra": ("--text-lr-scale", "0")}
+            motion_stage(args, data, grafted, meet_dir, phrases, attribute_words, args.meet_steps, share, **settings)
+        labelled = meet_dir / "model"  # the label stage's tower, now meeting the start's text embeddings
     if args.start_from is None:
         if not finished(train_dir):
             joint_stage(args, data, vocab, train_dir, str(labelled or args.architecture))
@@ -271,7 +290,6 @@ def main() -> None:
         model = final_dir / "model"
     # For the card: the input size the first sharpen stage starts from.
     sharpen_start_size = MPLUG2Config.from_json(model / CONFIG).image_size
-    share = args.motion_stages[-1][1] if args.motion_stages else 1.0
     # No ITM stage after them: one (mined and caption negatives, 10 minutes) left its fusion encoder no better at
     # re-ranking than the one trained jointly here (validation R@1 re-ranked: video 0.730 vs 0.753).
     partial = ("--partial-captions", str(args.partial_captions), "--partial-attributes", args.partial_attributes)
@@ -314,6 +332,16 @@ def label_stage(args: argparse.Namespace, vocab: Path, out: Path, start: str) ->
         *("--steps", str(args.label_steps), "--image-size", str(args.label_size), "--seed", "0"),
         *(("--conv-branch",) if args.conv_branch else ()),
     )
+
+
+def graft_visual_tower(start: Path, labelled: Path, out: Path) -> Path:
+    """`start` with the label stage's visual tower in place of its own (`mplug2.factory.with_visual_tower`)."""
+    from mplug2 import save_model_folder
+    from mplug2.factory import with_visual_tower
+    from mplug2.folder import VOCAB, load_model_folder
+
+    model = with_visual_tower(load_model_folder(start), load_model_folder(labelled))
+    return save_model_folder(model, start / VOCAB, out)
 
 
 def joint_stage(args: argparse.Namespace, data: Path, vocab: Path, train_dir: Path, start: str) -> None:

@@ -115,15 +115,24 @@ def architecture_words(config: MPLUG2Config) -> str:
 
 def first_stages_words(args: argparse.Namespace) -> str:
     """The card's words for what the motion stages started from."""
+    tower = f"a fresh {args.visual_tower} visual tower" if args.visual_tower else "the visual tower"
     labels = (
-        f"a label stage ({args.label_steps} steps at {args.label_size} px: the visual tower"
+        f"a label stage ({args.label_steps} steps at {args.label_size} px: {tower}"
         f"{', given convolutions beside its patch kernel,' if args.conv_branch else ''} names shape, colour, "
         "background and size of freshly rendered training frames)"
         if args.label_steps > 0
         else ""
     )
+    meet = (
+        f"that tower in place of the start's, then {args.meet_steps} steps of the motion recipe at lr {args.meet_lr:g} "
+        "with the text tower (and the universal layers) held still, so the new tower learns to meet text embeddings "
+        "that already tell the attributes apart"
+        if args.visual_tower
+        else ""
+    )
     if args.start_from is not None:
-        return "; ".join(filter(None, (f"started from {args.start_from_note or args.start_from.name}", labels)))
+        start = f"started from {args.start_from_note or args.start_from.name}"
+        return "; ".join(filter(None, (start, labels, meet)))
     start = "the label stage" if labels else "random weights"
     joint = (
         f"joint ITC + ITM from {start} (lr {args.lr}, batch {args.batch_size}, {args.hard_batches:.0%} of "

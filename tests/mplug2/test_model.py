@@ -230,3 +230,24 @@ def test_clip_weights_are_refused_for_a_conv_stem(tmp_path, stem: str) -> None:
     torch.save(source, tmp_path / "clip.pt")
     with pytest.raises(CheckpointError, match="patch stem only"):
         load_clip_vision(model, tmp_path / "clip.pt")
+
+
+def test_a_visual_tower_trained_apart_replaces_a_models_own_and_nothing_else() -> None:
+    from mplug2.factory import with_visual_tower
+
+    torch.manual_seed(0)
+    model, donor = create_model("mplug2-small"), create_model("mplug2-small-conv")
+    grafted = with_visual_tower(model, donor)
+    assert grafted.config.vision == donor.config.vision and grafted.config.text == model.config.text
+    own, theirs, result = model.state_dict(), donor.state_dict(), grafted.state_dict()
+    for key, value in result.items():
+        torch.testing.assert_close(value, theirs[key] if key.startswith("visual_encoder.") else own[key], msg=key)
+    video = torch.randn(1, 4, 3, model.config.image_size, model.config.image_size)
+    grafted.eval(), donor.eval()
+    with torch.no_grad():
+        # The tower alone is the donor's; what follows it (universal layers, vision_proj) is the model's.
+        torch.testing.assert_close(grafted.visual_encoder(video), donor.visual_encoder(video))
+        assert not torch.allclose(grafted.encode_video(video).feat, donor.encode_video(video).feat)
+    narrow = create_model("mplug2-tiny")
+    with pytest.raises(ValueError, match="not as wide"):
+        with_visual_tower(model, narrow)
