@@ -26,7 +26,7 @@ from mplug2_cli import mplug2_search  # scripts/ is on the path of a script run 
 
 from mplug2.config import MPLUG2Config
 from mplug2.folder import CONFIG
-from mplug2.train.config import TrainConfig
+from mplug2.train.config import LabelStageConfig, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = REPO / "data" / "models" / "mplug2-synth"
@@ -130,6 +130,11 @@ def main() -> None:
         "colour, background and size of rendered frames); the joint stage then starts from its model",
     )
     parser.add_argument("--label-size", type=int, default=96, help="input size of the label stage (and all after it)")
+    parser.add_argument(
+        "--label-attributes",
+        default="+".join(LabelStageConfig.attributes),
+        help="the attributes the label stage names, joined by +",
+    )
     parser.add_argument(
         "--conv-branch",
         action="store_true",
@@ -331,6 +336,7 @@ def label_stage(args: argparse.Namespace, vocab: Path, out: Path, start: str) ->
         *("--model", start, "--vocab", str(vocab), "--out", str(out)),
         *("--steps", str(args.label_steps), "--image-size", str(args.label_size), "--seed", "0"),
         *(("--conv-branch",) if args.conv_branch else ()),
+        *(option for name in args.label_attributes.split("+") for option in ("--attributes", name)),
     )
 
 

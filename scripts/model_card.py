@@ -118,8 +118,8 @@ def first_stages_words(args: argparse.Namespace) -> str:
     tower = f"a fresh {args.visual_tower} visual tower" if args.visual_tower else "the visual tower"
     labels = (
         f"a label stage ({args.label_steps} steps at {args.label_size} px: {tower}"
-        f"{', given convolutions beside its patch kernel,' if args.conv_branch else ''} names shape, colour, "
-        "background and size of freshly rendered training frames)"
+        f"{', given convolutions beside its patch kernel,' if args.conv_branch else ''} names "
+        f"{_listed(args.label_attributes.split('+'))} of freshly rendered training frames)"
         if args.label_steps > 0
         else ""
     )
@@ -140,6 +140,11 @@ def first_stages_words(args: argparse.Namespace) -> str:
         f"negatives, {args.minutes:.0f} minutes); an ITM stage on frozen encoders ({args.itm_minutes:.0f} minutes)"
     )
     return "; ".join(filter(None, (labels, joint)))
+
+
+def _listed(words: Sequence[str]) -> str:
+    """['shape', 'colour', 'size'] → 'shape, colour and size'."""
+    return " and ".join(filter(None, (", ".join(words[:-1]), words[-1])))
 
 
 def sharpen_words(stages: Sequence, start_size: int, partial: str = "") -> str:

@@ -67,6 +67,14 @@ def make_synthetic(
     help="WordPiece vocab (default: the model folder's).",
 )
 @click.option("--steps", type=click.IntRange(min=1), default=LabelStageConfig.steps, show_default=True)
+@click.option(
+    "--attributes",
+    type=click.Choice(LabelStageConfig.attributes),
+    multiple=True,
+    default=LabelStageConfig.attributes,
+    show_default=True,
+    help="The attributes the tower learns to name (repeatable).",
+)
 @click.option("--batch-size", type=click.IntRange(min=2), default=LabelStageConfig.batch_size, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=LabelStageConfig.lr, show_default=True)
 @click.option("--image-size", type=click.IntRange(min=1), help="Input size to train at (default: the model's).")
@@ -83,6 +91,7 @@ def pretrain_synthetic(
     out_dir: Path,
     vocab: Path | None,
     steps: int,
+    attributes: tuple[str, ...],
     batch_size: int,
     lr: float,
     image_size: int | None,
@@ -115,14 +124,15 @@ def pretrain_synthetic(
             model = at_image_size(model, image_size)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--image-size") from None
-    config = LabelStageConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    config = LabelStageConfig(steps=steps, attributes=attributes, batch_size=batch_size, lr=lr, seed=seed)
+    values = {name: count for name, count in label_counts().items() if name in attributes}
     with tqdm(total=steps, desc="label stage") as bar:
 
         def show(step: int, accuracy: dict[str, float]) -> None:
             bar.update(step - bar.n)
             bar.set_postfix({name: f"{value:.2f}" for name, value in accuracy.items()})
 
-        result = train_on_labels(model, render_labelled_frames, label_counts(), config, on_log=show)
+        result = train_on_labels(model, render_labelled_frames, values, config, on_log=show)
     provenance = {
         "label_stage": asdict(config),
         "frames": "rendered synthetic training frames (indexer/synthetic/labelled_frames.py)",

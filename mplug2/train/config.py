@@ -74,6 +74,8 @@ class LabelStageConfig:
     """The visual tower alone, taught to name labelled attributes of single frames (mplug2/train/label_stage.py)."""
 
     steps: int = 1000
+    # the attributes it names, one head each (their values: indexer/synthetic/labelled_frames.py)
+    attributes: tuple[str, ...] = ("shape", "colour", "background", "size")
     batch_size: int = 64
     lr: float = 1e-3
     head_lr: float = 1e-3

@@ -118,6 +118,7 @@ def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_s
     assert list(json.loads(shape_only.read_text())) == ["shape"] and shape_only != every_group
     args = argparse.Namespace(start_from=None, start_from_note=None, label_steps=0, label_size=96, conv_branch=False)
     args.visual_tower, args.meet_steps, args.meet_lr = None, 800, 1e-3
+    args.label_attributes = "shape+colour+background+size"
     args.lr, args.batch_size, args.hard_batches, args.minutes, args.itm_minutes = 1e-3, 32, 0.5, 52.0, 8.0
     first = SHIPPED_SHARPEN[0]
     stage_1 = f"sharpen stage 1 ({first.steps} steps at {first.size} px input from the 64 px model, its position grid"
@@ -138,10 +139,10 @@ def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_s
         "started from the previous release; a label stage (1000 steps at 96 px: the visual tower, given convolutions "
         "beside its patch kernel, names shape, colour, background and size of freshly rendered training frames)"
     )
-    args.conv_branch, args.visual_tower = False, "mplug2-small-conv"
+    args.conv_branch, args.visual_tower, args.label_attributes = False, "mplug2-small-conv", "shape"
     assert first_stages_words(args) == (
         "started from the previous release; a label stage (1000 steps at 96 px: a fresh mplug2-small-conv visual "
-        "tower names shape, colour, background and size of freshly rendered training frames); that tower in place of "
+        "tower names shape of freshly rendered training frames); that tower in place of "
         "the start's, then 800 steps of the motion recipe at lr 0.001 with the text tower (and the universal layers) "
         "held still, so the new tower learns to meet text embeddings that already tell the attributes apart"
     )

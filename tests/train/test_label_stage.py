@@ -70,6 +70,19 @@ def test_the_command_writes_a_model_folder_with_what_it_did(tmp_path) -> None:
     assert model.config.image_size == 64
 
 
+def test_the_command_names_only_the_attributes_asked_for(tmp_path) -> None:
+    assert set(LabelStageConfig.attributes) == set(VALUES), "by default every attribute the renderer labels"
+    vocab = write_synthetic_vocab(tmp_path / "vocab.txt")
+    out = tmp_path / "stage"
+    args = ["pretrain-synthetic", "--model", "mplug2-tiny", "--vocab", str(vocab), "--out", str(out), "--steps", "2"]
+    result = CliRunner().invoke(cli, [*args, "--batch-size", "4", "--attributes", "shape"])
+    assert result.exit_code == 0, result.output
+    provenance = json.loads((out / "model" / "config.json").read_text())["provenance"]
+    assert set(provenance["accuracy"]) == {"shape"} and provenance["label_stage"]["attributes"] == ["shape"]
+    refused = CliRunner().invoke(cli, [*args, "--attributes", "hue"])
+    assert refused.exit_code == 2 and "hue" in refused.output
+
+
 def test_a_config_name_without_a_vocab_is_refused(tmp_path) -> None:
     result = CliRunner().invoke(cli, ["pretrain-synthetic", "--model", "mplug2-tiny", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "needs --vocab" in result.output
