@@ -237,24 +237,12 @@ def main() -> None:
     if not (data / "manifest.json").exists():
         mplug2_search(
             "make-synthetic",
-            "--out",
-            str(data),
-            "--seed",
-            "0",
-            "--videos",
-            "4000",
-            "--images",
-            "1000",
-            "--long-videos",
-            "4",
+            *("--out", str(data), "--seed", "0", "--videos", "4000", "--images", "1000", "--long-videos", "4"),
         )
     if not (validation / "manifest.json").exists():
         mplug2_search(
             "make-synthetic",
-            "--out",
-            str(validation),
-            "--seed",
-            "1",
+            *("--out", str(validation), "--seed", "1"),
             *("--videos", "0", "--images", "0", "--test-videos", "300", "--test-images", "100"),
         )
     from indexer.synthetic.attributes import direction_phrase_pairs
@@ -353,37 +341,13 @@ def graft_visual_tower(start: Path, labelled: Path, out: Path) -> Path:
 def joint_stage(args: argparse.Namespace, data: Path, vocab: Path, train_dir: Path, start: str) -> None:
     mplug2_search(
         "train",
-        "--model",
-        start,
-        "--vocab",
-        str(vocab),
-        "--media",
-        str(data),
-        "--annotations",
-        str(data / "annotations" / "train_videos.jsonl"),
-        "--annotations",
-        str(data / "annotations" / "train_images.jsonl"),
-        "--out",
-        str(train_dir),
-        "--epochs",
-        str(args.epochs),
-        "--lr",
-        str(args.lr),
-        "--batch-size",
-        str(args.batch_size),
-        "--warmup-steps",
-        "300",
-        "--queue-size",
-        str(args.queue_size),
-        "--hard-batches",
-        str(args.hard_batches),
-        "--frame-cache",
-        str(args.work / "frames"),
-        "--time-limit",
-        str(args.minutes),
-        "--seed",
-        "0",
-        "--fp16-weights",
+        *("--model", start, "--vocab", str(vocab), "--media", str(data)),
+        *("--annotations", str(data / "annotations" / "train_videos.jsonl")),
+        *("--annotations", str(data / "annotations" / "train_images.jsonl")),
+        *("--out", str(train_dir), "--epochs", str(args.epochs), "--lr", str(args.lr)),
+        *("--batch-size", str(args.batch_size), "--warmup-steps", "300", "--queue-size", str(args.queue_size)),
+        *("--hard-batches", str(args.hard_batches), "--frame-cache", str(args.work / "frames")),
+        *("--time-limit", str(args.minutes), "--seed", "0", "--fp16-weights"),
     )
 
 
