@@ -306,12 +306,17 @@ def test_separation_pulls_apart_what_itc_cannot_start_on(data: Path, tmp_path: P
     assert trainer.model.visual_encoder.visual.conv1.weight.grad.abs().sum() > 0
 
 
+def learning_rates(trainer: Trainer) -> dict[str, float]:
+    """Each trained parameter's name → the learning rate of its optimizer group."""
+    names = {id(parameter): name for name, parameter in trainer.model.named_parameters()}
+    return {names[id(p)]: group["lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
+
+
 def test_temporal_adapters_learn_at_their_own_rate(data: Path, tmp_path: Path) -> None:
     """--temporal-lr-scale: every lmhra weight, and nothing else, steps at the scaled rate (the schedule scales all)."""
     trainer = make_trainer(data, tmp_path, max_steps=1, temporal_lr_scale=10.0)
-    names = {id(parameter): name for name, parameter in trainer.model.named_parameters()}
-    rates = {names[id(p)]: group["lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
-    assert len(rates) == len(names), "every parameter is in exactly one group"
+    rates = learning_rates(trainer)
+    assert len(rates) == len(list(trainer.model.parameters())), "every parameter is in exactly one group"
     # (decay or not) x (temporal or not), in this order: what checkpoints of earlier versions hold, so they resume
     assert [(group["weight_decay"] > 0, group["lr"] > rates["temp"]) for group in trainer.optimizer.param_groups] == [
         (False, False),
@@ -340,8 +345,7 @@ def test_a_text_tower_at_rate_zero_stays_still_while_the_visual_tower_learns(dat
     ):
         assert not torch.equal(before[moving], after[moving]), moving
     scaled = make_trainer(data, tmp_path / "scaled", max_steps=1, text_lr_scale=0.5)
-    names = {id(parameter): name for name, parameter in scaled.model.named_parameters()}
-    rates = {names[id(p)]: group["lr"] for group in scaled.optimizer.param_groups for p in group["params"]}
+    rates = learning_rates(scaled)
     assert all(rates[name] == pytest.approx(0.5 * rates["temp"]) for name in text)
     assert rates["vision_proj.weight"] == pytest.approx(rates["temp"])
 
