@@ -100,13 +100,15 @@ def pretrain_synthetic(
 ) -> None:
     """Teach a model's visual tower the benchmark's shape, colour, background and size (or --attributes) on rendered
     training frames (never a test combination), before ITC + ITM: a small tower from random weights otherwise barely
-    learns shape. Writes OUT/model; an interrupted run starts over (1000 steps at 96 px: ~20 minutes on 2 cores)."""
+    learns shape. Writes OUT/model (1000 steps at 96 px: ~20 minutes on 2 cores); rerun the same command after an
+    interruption and it resumes from its last checkpoint (every 100 steps), or continues it with more --steps."""
     import torch
     from tqdm import tqdm
 
     from indexer.synthetic.labelled_frames import label_counts, render_labelled_frames
     from mplug2 import create_model, save_model_folder
     from mplug2.factory import at_image_size, vocab_for, with_conv_branch
+    from mplug2.train.checkpoints import CHECKPOINT
     from mplug2.train.label_stage import train_on_labels
 
     vocab = vocab or vocab_for(model_name)
@@ -132,7 +134,10 @@ def pretrain_synthetic(
             bar.update(step - bar.n)
             bar.set_postfix({name: f"{value:.2f}" for name, value in accuracy.items()})
 
-        result = train_on_labels(model, render_labelled_frames, values, config, on_log=show)
+        try:
+            result = train_on_labels(model, render_labelled_frames, values, config, show, out_dir / CHECKPOINT)
+        except ValueError as error:  # a checkpoint of other settings or another model
+            raise click.ClickException(str(error)) from None
     provenance = {
         "label_stage": asdict(config),
         "frames": "rendered synthetic training frames (indexer/synthetic/labelled_frames.py)",

@@ -59,6 +59,7 @@ class ITMStageConfig:
     time_limit_s: float | None = None
     seed: int = 0
     log_every: int = 50
+    checkpoint_every: int = 100  # steps (~2 minutes at 96 px on 2 cores)
     random_negatives: float = 0.0  # share of negatives drawn uniformly instead of by ITC similarity
     mined_negatives: float = 0.0  # share of negatives drawn from the ITC top `mine_top_k` across the whole set
     mine_top_k: int = 16
@@ -85,3 +86,4 @@ class LabelStageConfig:
     temperature: float = 0.1
     seed: int = 0
     log_every: int = 50
+    checkpoint_every: int = 100  # steps (~2 minutes at 96 px on 2 cores)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mplug2.model import MPLUG2Retrieval
+from mplug2.train.checkpoints import read_checkpoint, write_checkpoint
 from mplug2.train.config import LabelStageConfig
 from mplug2.transforms import to_model_input
 
@@ -59,9 +62,12 @@ def train_on_labels(
     values: dict[str, int],
     config: LabelStageConfig,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
+    checkpoint: Path | None = None,
 ) -> LabelStageResult:
     """Train `model`'s visual tower in place on `source`'s labels. `values`: attribute → how many values it has.
-    `on_log(step, accuracy)` every `log_every` steps: accuracy per attribute over those steps' batches."""
+    `on_log(step, accuracy)` every `log_every` steps: accuracy per attribute over those steps' batches.
+    `checkpoint`: written every `checkpoint_every` steps; a run that finds one resumes from it exactly (the same
+    frames, the same weights as a run never stopped)."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     heads = nn.ModuleDict({name: nn.Linear(model.config.embed_dim, count) for name, count in values.items()})
@@ -73,10 +79,16 @@ def train_on_labels(
         weight_decay=config.weight_decay,
     )
     base_rates = [group["lr"] for group in optimizer.param_groups]
-    correct = {name: [] for name in values}
-    start, step = time.monotonic(), 0
+    correct: dict[str, list[float]] = {name: [] for name in values}
+    step, seconds_before = 0, 0.0
+    if checkpoint is not None and (state := read_checkpoint(checkpoint)) is not None:
+        step, seconds_before = _restore(state, checkpoint, config, model, heads, optimizer, rng, correct)
+        log.info("label stage resumed from %s at step %d", checkpoint, step)
+    start = time.monotonic()
     model.train()
-    for step, batch in enumerate(_batches(source, config.batch_size, rng), start=1):
+    while step < config.steps:
+        step += 1
+        batch = source(config.batch_size, rng)
         for group, rate in zip(optimizer.param_groups, base_rates, strict=True):
             group["lr"] = rate * _schedule(step, config)
         video = to_model_input(batch.frames[:, None], model.config, "video")  # one-frame clips
@@ -91,23 +103,79 @@ def train_on_labels(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if checkpoint is not None and (step % config.checkpoint_every == 0 or step == config.steps):
+            seconds = seconds_before + time.monotonic() - start
+            write_checkpoint(_state(step, seconds, config, model, heads, optimizer, rng, correct), checkpoint)
         if step % config.log_every == 0:
             log.info("label stage step %d/%d: loss %.3f", step, config.steps, loss.item())
             if on_log is not None:
                 on_log(step, _recent(correct, config.log_every))
-        if step >= config.steps:
-            break
     model.eval()
-    return LabelStageResult(step, time.monotonic() - start, _recent(correct, config.log_every))
+    return LabelStageResult(step, seconds_before + time.monotonic() - start, _recent(correct, config.log_every))
+
+
+def _state(
+    step: int,
+    seconds: float,
+    config: LabelStageConfig,
+    model: MPLUG2Retrieval,
+    heads: nn.ModuleDict,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    correct: dict[str, list[float]],
+) -> dict[str, Any]:
+    return {
+        "step": step,
+        "seconds": seconds,
+        "config": asdict(config),
+        "model": model.state_dict(),
+        "heads": heads.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "frames_rng": rng.bit_generator.state,  # the frames still to come
+        "torch_rng": torch.get_rng_state(),  # dropout
+        "correct": {name: hits[-config.log_every :] for name, hits in correct.items()},
+    }
+
+
+def _restore(
+    state: dict[str, Any],
+    path: Path,
+    config: LabelStageConfig,
+    model: MPLUG2Retrieval,
+    heads: nn.ModuleDict,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    correct: dict[str, list[float]],
+) -> tuple[int, float]:
+    """Put the checkpoint's state in place; returns its step and the seconds trained before it. Any setting but the
+    number of steps must match (a longer run may continue a shorter one)."""
+    saved = {name: value for name, value in state["config"].items() if name != "steps"}
+    asked = {name: value for name, value in asdict(config).items() if name != "steps"}
+    saved["attributes"] = tuple(saved["attributes"])
+    if saved != asked:
+        differs = ", ".join(sorted(name for name in asked if saved.get(name) != asked[name]))
+        raise ValueError(
+            f"{path} is a checkpoint of a label stage with other settings ({differs}): delete it to "
+            "start over, or give another output folder"
+        )
+    try:
+        model.load_state_dict(state["model"])
+        heads.load_state_dict(state["heads"])
+    except RuntimeError as error:
+        raise ValueError(
+            f"{path} holds another model's weights (architecture or input size): delete it to start "
+            f"over, or give another output folder ({error})"
+        ) from None
+    optimizer.load_state_dict(state["optimizer"])
+    rng.bit_generator.state = state["frames_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    for name, hits in state["correct"].items():
+        correct[name].extend(hits)
+    return state["step"], state["seconds"]
 
 
 def _recent(correct: dict[str, list[float]], steps: int) -> dict[str, float]:
     return {name: float(np.mean(hits[-steps:])) for name, hits in correct.items() if hits}
-
-
-def _batches(source: FrameSource, size: int, rng: np.random.Generator) -> Iterator[LabelledFrames]:
-    while True:
-        yield source(size, rng)
 
 
 def _schedule(step: int, config: LabelStageConfig) -> float:

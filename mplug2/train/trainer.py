@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from torch import nn
 from mplug2.model import MPLUG2Retrieval, TextOutput
 from mplug2.tokenizer import Tokenizer
 from mplug2.train.caption_negatives import AttributeSwapper
+from mplug2.train.checkpoints import CHECKPOINT, read_checkpoint, write_checkpoint
 from mplug2.train.config import TrainConfig
 from mplug2.train.data import Sample, TrainingSet
 from mplug2.train.losses import itc_loss, itm_loss, sample_hard_negatives, separation_loss
@@ -142,7 +142,7 @@ class Trainer:
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.out_dir / "checkpoints" / "last.pt"
+        return self.out_dir / CHECKPOINT
 
     def save_checkpoint(self) -> None:
         state = {
@@ -158,15 +158,12 @@ class Trainer:
         if self.momentum_model is not None and self.queue is not None:
             state["momentum_model"] = self.momentum_model.state_dict()
             state["queue"] = self.queue.state_dict()
-        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.checkpoint_path.with_suffix(".partial")
-        torch.save(state, partial)
-        os.replace(partial, self.checkpoint_path)  # a kill mid-save leaves the previous checkpoint whole
+        write_checkpoint(state, self.checkpoint_path)
 
     def resume(self) -> bool:
-        if not self.checkpoint_path.is_file():
+        state = read_checkpoint(self.checkpoint_path, self.device)
+        if state is None:
             return False
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -4,8 +4,10 @@ to name them."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -56,6 +58,50 @@ def test_the_visual_tower_alone_learns_the_labels() -> None:
     assert not torch.equal(before["vision_proj.weight"], model.vision_proj.weight)
 
 
+class _Interrupted(Exception):
+    pass
+
+
+def _interrupted_after(calls: int):
+    """`_two_colours`, but the batch after `calls` batches raises, as a kill mid-step would stop the run."""
+    made = 0
+
+    def source(count: int, rng: np.random.Generator) -> LabelledFrames:
+        nonlocal made
+        made += 1
+        if made > calls:
+            raise _Interrupted
+        return _two_colours(count, rng)
+
+    return source
+
+
+def test_a_stopped_label_stage_resumes_from_its_checkpoint_as_if_never_stopped(tmp_path) -> None:
+    config = LabelStageConfig(steps=30, batch_size=4, lr=1e-3, warmup_steps=5, log_every=10, checkpoint_every=10)
+    torch.manual_seed(0)
+    straight = create_model("mplug2-tiny")
+    start = {name: value.clone() for name, value in straight.state_dict().items()}
+    train_on_labels(straight, _two_colours, {"colour": 2}, config)
+
+    checkpoint = tmp_path / "checkpoints" / "last.pt"
+    stopped = create_model("mplug2-tiny")
+    stopped.load_state_dict(start)
+    with pytest.raises(_Interrupted):
+        train_on_labels(stopped, _interrupted_after(25), {"colour": 2}, config, checkpoint=checkpoint)
+    resumed = create_model("mplug2-tiny")
+    resumed.load_state_dict(start)
+    result = train_on_labels(resumed, _interrupted_after(10), {"colour": 2}, config, checkpoint=checkpoint)
+    assert result.steps == 30, "steps 21-30 alone: the checkpoint of step 20 was the start"
+    for name, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), f"{name} differs from the run never stopped"
+
+    longer = LabelStageConfig(**{**asdict(config), "steps": 40})
+    assert train_on_labels(resumed, _two_colours, {"colour": 2}, longer, checkpoint=checkpoint).steps == 40
+    other = LabelStageConfig(**{**asdict(config), "lr": 5e-4})
+    with pytest.raises(ValueError, match="other settings \\(lr\\)"):
+        train_on_labels(resumed, _two_colours, {"colour": 2}, other, checkpoint=checkpoint)
+
+
 def test_the_command_writes_a_model_folder_with_what_it_did(tmp_path) -> None:
     vocab = write_synthetic_vocab(tmp_path / "vocab.txt")
     out = tmp_path / "stage"
@@ -68,6 +114,8 @@ def test_the_command_writes_a_model_folder_with_what_it_did(tmp_path) -> None:
     assert set(provenance["accuracy"]) == set(VALUES)
     model = create_model(out / "model")
     assert model.config.image_size == 64
+    elsewhere = CliRunner().invoke(cli, [*args, "--steps", "3", "--batch-size", "4", "--image-size", "96"])
+    assert elsewhere.exit_code == 1 and "last.pt holds another model's weights" in elsewhere.output
 
 
 def test_the_command_names_only_the_attributes_asked_for(tmp_path) -> None:
