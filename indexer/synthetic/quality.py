@@ -112,6 +112,12 @@ def _r1_by_depth(result: EvalResult, bundle: ModelBundle) -> dict[int, float]:
     return figures
 
 
+def gains_the_margin(r1_by_kind: dict[str, dict[int, float]], depth: int) -> bool:
+    """Re-ranking at `depth` beats ITC alone (depth 0) by MARGIN on every kind. R@1 is hits over queries: 57 of 100
+    against 55 is the 2 points asked for, though 0.55 + 0.02 > 0.57 in floating point, hence the tolerance."""
+    return all(r1[depth] - r1[0] >= MARGIN - 1e-9 for r1 in r1_by_kind.values())
+
+
 def choose_rerank(bundle: ModelBundle, validation_dir: Path, cache_dir: Path, label: str) -> RerankChoice:
     """The re-rank depth with the best mean of video and image R@1 on the validation set under the engine's scorer,
     kept only if it beats ITC alone on both kinds (re-ranking must never hurt); else re-ranking off."""
@@ -123,7 +129,7 @@ def choose_rerank(bundle: ModelBundle, validation_dir: Path, cache_dir: Path, la
         by_kind[kind] = _r1_by_depth(result, bundle)
     mean = {depth: (by_kind["video"][depth] + by_kind["image"][depth]) / 2 for depth in (0, *DEPTHS)}
     best = max(DEPTHS, key=lambda depth: (mean[depth], -depth))
-    helps = all(by_kind[kind][best] >= by_kind[kind][0] + MARGIN for kind in by_kind)
+    helps = gains_the_margin(by_kind, best)
     validation = {f"{kind}_R@1_by_depth": {str(d): round(v, 4) for d, v in r.items()} for kind, r in by_kind.items()}
     return RerankChoice(
         rerank_k=best if helps else 0,
