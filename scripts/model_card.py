@@ -42,7 +42,8 @@ def write_model_card(folder: Path, report: dict, args: argparse.Namespace, sharp
             for number, (steps, share) in enumerate(args.motion_stages, start=1)
         )
         + sharpen_words(args.sharpen, sharpen_start_size, partial_words(args))
-        + ". Re-ranking chosen on a validation set (seed 1): "
+        + visual_tower_words(args)
+        + f". Re-ranking chosen on {choice.get('chosen_by', 'validation').removeprefix('validation on ')}: "
         f"{rerank_summary(choice)}.\n\n"
         f"Held-out test split ({report['test_videos']} videos, {report['test_images']} images; colour, shape, motion "
         f"combinations never seen in training; {report['direction_twin_pairs']} direction twins):\n\n"
@@ -115,24 +116,16 @@ def architecture_words(config: MPLUG2Config) -> str:
 
 def first_stages_words(args: argparse.Namespace) -> str:
     """The card's words for what the motion stages started from."""
-    tower = f"a fresh {args.visual_tower} visual tower" if args.visual_tower else "the visual tower"
     labels = (
-        f"a label stage ({args.label_steps} steps at {args.label_size} px: {tower}"
-        f"{', given convolutions beside its patch kernel,' if args.conv_branch else ''} names "
-        f"{_listed(args.label_attributes.split('+'))} of freshly rendered training frames)"
-        if args.label_steps > 0
-        else ""
-    )
-    meet = (
-        f"that tower in place of the start's, then {args.meet_steps} steps of the motion recipe at lr {args.meet_lr:g} "
-        "with the text tower (and the universal layers) held still, so the new tower learns to meet text embeddings "
-        "that already tell the attributes apart"
-        if args.visual_tower
+        label_stage_words(
+            args, "the visual tower" + (", given convolutions beside its patch kernel," * args.conv_branch)
+        )
+        if args.label_steps > 0 and not args.visual_tower
         else ""
     )
     if args.start_from is not None:
         start = f"started from {args.start_from_note or args.start_from.name}"
-        return "; ".join(filter(None, (start, labels, meet)))
+        return "; ".join(filter(None, (start, labels)))
     start = "the label stage" if labels else "random weights"
     joint = (
         f"joint ITC + ITM from {start} (lr {args.lr}, batch {args.batch_size}, {args.hard_batches:.0%} of "
@@ -140,6 +133,25 @@ def first_stages_words(args: argparse.Namespace) -> str:
         f"negatives, {args.minutes:.0f} minutes); an ITM stage on frozen encoders ({args.itm_minutes:.0f} minutes)"
     )
     return "; ".join(filter(None, (labels, joint)))
+
+
+def label_stage_words(args: argparse.Namespace, tower: str) -> str:
+    return (
+        f"a label stage ({args.label_steps} steps at {args.label_size} px: {tower} names "
+        f"{_listed(args.label_attributes.split('+'))} of freshly rendered training frames)"
+    )
+
+
+def visual_tower_words(args: argparse.Namespace) -> str:
+    """The card's words for the last stages, a fresh visual tower in place of the model's ('' without one)."""
+    if not args.visual_tower:
+        return ""
+    return (
+        f"; {label_stage_words(args, f'a fresh {args.visual_tower} visual tower')}; that tower in place of the "
+        f"model's, then {args.meet_steps} steps of the motion recipe at lr {args.meet_lr:g} with the text tower (and "
+        "the universal layers) held still, so the new tower learns to meet text embeddings that already tell the "
+        "attributes apart"
+    )
 
 
 def _listed(words: Sequence[str]) -> str:

@@ -104,8 +104,9 @@ def test_the_model_card_shows_the_first_results_attributes_and_the_composed_quer
 def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_started(tmp_path: Path) -> None:
     import argparse
 
-    from bundled_model import SHIPPED_SHARPEN, SharpenStage, sharpen, sharpen_text, write_attribute_words
-    from model_card import first_stages_words, partial_words, sharpen_words
+    from bundled_model import SHIPPED_SHARPEN, write_attribute_words
+    from model_card import first_stages_words, partial_words, sharpen_words, visual_tower_words
+    from recipe_specs import SharpenStage, sharpen, sharpen_text
 
     assert sharpen("96:800:3e-4,96:900:2e-4") == (SharpenStage(96, 800, 3e-4), SharpenStage(96, 900, 2e-4))
     assert sharpen("96:800:2e-4:shape+size") == (SharpenStage(96, 800, 2e-4, ("shape", "size")),)
@@ -139,12 +140,14 @@ def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_s
         "started from the previous release; a label stage (1000 steps at 96 px: the visual tower, given convolutions "
         "beside its patch kernel, names shape, colour, background and size of freshly rendered training frames)"
     )
+    assert visual_tower_words(args) == ""
     args.conv_branch, args.visual_tower, args.label_attributes = False, "mplug2-small-conv", "shape"
-    assert first_stages_words(args) == (
-        "started from the previous release; a label stage (1000 steps at 96 px: a fresh mplug2-small-conv visual "
-        "tower names shape of freshly rendered training frames); that tower in place of "
-        "the start's, then 800 steps of the motion recipe at lr 0.001 with the text tower (and the universal layers) "
-        "held still, so the new tower learns to meet text embeddings that already tell the attributes apart"
+    assert first_stages_words(args) == "started from the previous release", "the label stage is the new tower's"
+    assert visual_tower_words(args) == (
+        "; a label stage (1000 steps at 96 px: a fresh mplug2-small-conv visual tower names shape of freshly rendered "
+        "training frames); that tower in place of the model's, then 800 steps of the motion recipe at lr 0.001 with "
+        "the text tower (and the universal layers) held still, so the new tower learns to meet text embeddings that "
+        "already tell the attributes apart"
     )
     args.label_steps, args.visual_tower = 0, None
     assert first_stages_words(args) == "started from the previous release"
@@ -167,3 +170,21 @@ def test_the_card_names_a_stem_that_is_not_the_official_one() -> None:
     assert "a conv stem in place of the ViT's patch kernel" in architecture_words(get_config("mplug2-small-conv"))
     widened = with_conv_branch(create_model("mplug2-small")).config
     assert "convolutions beside the ViT's patch kernel" in architecture_words(widened)
+
+
+def test_a_rerun_of_the_recipe_keeps_the_measurements_of_the_same_model_folder(tmp_path: Path) -> None:
+    import argparse
+
+    from bundled_model import earlier_report
+
+    args = argparse.Namespace(rerank_k=16, fresh_seeds=(11, 13))
+    off = {"rerank_k": 0, "scorer": "calibrated", "chosen_by": "validation on a set"}
+    assert earlier_report(tmp_path, args, off) is None, "nothing measured yet"
+    report = {"rerank_k": 16, "fresh_seeds": {"11": {}, "13": {}}, "groups": {}, "model_choice": off}
+    (tmp_path / "metrics.json").write_text(json.dumps(report))
+    assert earlier_report(tmp_path, args, off) == report
+    elsewhere = off | {"chosen_by": "validation on a larger set"}
+    assert earlier_report(tmp_path, args, elsewhere) == report | {"model_choice": elsewhere}, "the same ranking"
+    assert earlier_report(tmp_path, args, off | {"rerank_k": 8}) is None, "the engine now re-ranks"
+    assert earlier_report(tmp_path, argparse.Namespace(rerank_k=32, fresh_seeds=(11, 13)), off) is None
+    assert earlier_report(tmp_path, argparse.Namespace(rerank_k=16, fresh_seeds=(7,)), off) is None
