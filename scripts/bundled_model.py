@@ -378,7 +378,7 @@ def measure_and_install(
         bundle = load_model_bundle(folder)
         report = measure(bundle, data, args.work / "eval-cache", EvalSettings(rerank_k=args.rerank_k, progress=False))
         report["fresh_seeds"] = {str(seed): fresh_seed_summary(seed, folder) for seed in args.fresh_seeds}
-        (folder / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
+    (folder / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
     write_model_card(folder, report, args, sharpen_start_size)
     if args.fresh_seeds and "int8" not in json.loads(_read(folder / RUNTIME_FILE) or "{}").get("checked", {}):
         # int8 is offered only if it keeps the fresh seeds' R@1 within 0.01 of fp32 (runtime.json records why not).
