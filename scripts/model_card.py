@@ -116,13 +116,8 @@ def architecture_words(config: MPLUG2Config) -> str:
 
 def first_stages_words(args: argparse.Namespace) -> str:
     """The card's words for what the motion stages started from."""
-    labels = (
-        label_stage_words(
-            args, "the visual tower" + (", given convolutions beside its patch kernel," * args.conv_branch)
-        )
-        if args.label_steps > 0 and not args.visual_tower
-        else ""
-    )
+    tower = "the visual tower, given convolutions beside its patch kernel," if args.conv_branch else "the visual tower"
+    labels = label_stage_words(args, tower) if args.label_steps > 0 and not args.visual_tower else ""
     if args.start_from is not None:
         start = f"started from {args.start_from_note or args.start_from.name}"
         return "; ".join(filter(None, (start, labels)))
