@@ -80,9 +80,10 @@ def train_on_labels(
     )
     base_rates = [group["lr"] for group in optimizer.param_groups]
     correct: dict[str, list[float]] = {name: [] for name in values}
+    training = _Training(model, heads, optimizer, rng, correct)
     step, seconds_before = 0, 0.0
     if checkpoint is not None and (state := read_checkpoint(checkpoint)) is not None:
-        step, seconds_before = _restore(state, checkpoint, config, model, heads, optimizer, rng, correct)
+        step, seconds_before = training.restore(state, checkpoint, config)
         log.info("label stage resumed from %s at step %d", checkpoint, step)
     start = time.monotonic()
     model.train()
@@ -105,7 +106,7 @@ def train_on_labels(
         optimizer.step()
         if checkpoint is not None and (step % config.checkpoint_every == 0 or step == config.steps):
             seconds = seconds_before + time.monotonic() - start
-            write_checkpoint(_state(step, seconds, config, model, heads, optimizer, rng, correct), checkpoint)
+            write_checkpoint(training.state(step, seconds, config), checkpoint)
         if step % config.log_every == 0:
             log.info("label stage step %d/%d: loss %.3f", step, config.steps, loss.item())
             if on_log is not None:
@@ -114,64 +115,55 @@ def train_on_labels(
     return LabelStageResult(step, seconds_before + time.monotonic() - start, _recent(correct, config.log_every))
 
 
-def _state(
-    step: int,
-    seconds: float,
-    config: LabelStageConfig,
-    model: MPLUG2Retrieval,
-    heads: nn.ModuleDict,
-    optimizer: torch.optim.Optimizer,
-    rng: np.random.Generator,
-    correct: dict[str, list[float]],
-) -> dict[str, Any]:
-    return {
-        "step": step,
-        "seconds": seconds,
-        "config": asdict(config),
-        "model": model.state_dict(),
-        "heads": heads.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "frames_rng": rng.bit_generator.state,  # the frames still to come
-        "torch_rng": torch.get_rng_state(),  # dropout
-        "correct": {name: hits[-config.log_every :] for name, hits in correct.items()},
-    }
+@dataclass
+class _Training:
+    """What a label stage changes as it trains: what its checkpoint holds, besides the step and the time."""
 
+    model: MPLUG2Retrieval
+    heads: nn.ModuleDict
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator  # the frames still to come
+    correct: dict[str, list[float]]  # per attribute, each batch's accuracy
 
-def _restore(
-    state: dict[str, Any],
-    path: Path,
-    config: LabelStageConfig,
-    model: MPLUG2Retrieval,
-    heads: nn.ModuleDict,
-    optimizer: torch.optim.Optimizer,
-    rng: np.random.Generator,
-    correct: dict[str, list[float]],
-) -> tuple[int, float]:
-    """Put the checkpoint's state in place; returns its step and the seconds trained before it. Any setting but the
-    number of steps must match (a longer run may continue a shorter one)."""
-    saved = {name: value for name, value in state["config"].items() if name != "steps"}
-    asked = {name: value for name, value in asdict(config).items() if name != "steps"}
-    saved["attributes"] = tuple(saved["attributes"])
-    if saved != asked:
-        differs = ", ".join(sorted(name for name in asked if saved.get(name) != asked[name]))
-        raise ValueError(
-            f"{path} is a checkpoint of a label stage with other settings ({differs}): delete it to "
-            "start over, or give another output folder"
-        )
-    try:
-        model.load_state_dict(state["model"])
-        heads.load_state_dict(state["heads"])
-    except RuntimeError as error:
-        raise ValueError(
-            f"{path} holds another model's weights (architecture or input size): delete it to start "
-            f"over, or give another output folder ({error})"
-        ) from None
-    optimizer.load_state_dict(state["optimizer"])
-    rng.bit_generator.state = state["frames_rng"]
-    torch.set_rng_state(state["torch_rng"])
-    for name, hits in state["correct"].items():
-        correct[name].extend(hits)
-    return state["step"], state["seconds"]
+    def state(self, step: int, seconds: float, config: LabelStageConfig) -> dict[str, Any]:
+        return {
+            "step": step,
+            "seconds": seconds,
+            "config": asdict(config),
+            "model": self.model.state_dict(),
+            "heads": self.heads.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "frames_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),  # dropout
+            "correct": {name: hits[-config.log_every :] for name, hits in self.correct.items()},
+        }
+
+    def restore(self, state: dict[str, Any], path: Path, config: LabelStageConfig) -> tuple[int, float]:
+        """Put the checkpoint's state in place; returns its step and the seconds trained before it. Any setting but
+        the number of steps must match (a longer run may continue a shorter one)."""
+        saved = {name: value for name, value in state["config"].items() if name != "steps"}
+        asked = {name: value for name, value in asdict(config).items() if name != "steps"}
+        saved["attributes"] = tuple(saved["attributes"])
+        if saved != asked:
+            differs = ", ".join(sorted(name for name in asked if saved.get(name) != asked[name]))
+            raise ValueError(
+                f"{path} is a checkpoint of a label stage with other settings ({differs}): delete it to "
+                "start over, or give another output folder"
+            )
+        try:
+            self.model.load_state_dict(state["model"])
+            self.heads.load_state_dict(state["heads"])
+        except RuntimeError as error:
+            raise ValueError(
+                f"{path} holds another model's weights (architecture or input size): delete it to start "
+                f"over, or give another output folder ({error})"
+            ) from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["frames_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        for name, hits in state["correct"].items():
+            self.correct[name].extend(hits)
+        return state["step"], state["seconds"]
 
 
 def _recent(correct: dict[str, list[float]], steps: int) -> dict[str, float]:
