@@ -365,7 +365,7 @@ def measure_and_install(
     from indexer.search.scoring import RERANK_FILE, RerankChoice
     from indexer.synthetic.quality import choose_rerank, measure
     from mplug2 import load_model_bundle
-    from mplug2.runtime.offered import RUNTIME_FILE
+    from mplug2.runtime.offered import checked
 
     torch.manual_seed(0)
     if not (folder / RERANK_FILE).is_file():
@@ -380,7 +380,7 @@ def measure_and_install(
         report["fresh_seeds"] = {str(seed): fresh_seed_summary(seed, folder) for seed in args.fresh_seeds}
     (folder / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
     write_model_card(folder, report, args, sharpen_start_size)
-    if args.fresh_seeds and "int8" not in json.loads(_read(folder / RUNTIME_FILE) or "{}").get("checked", {}):
+    if args.fresh_seeds and "int8" not in checked(folder):
         # int8 is offered only if it keeps the fresh seeds' R@1 within 0.01 of fp32 (runtime.json records why not).
         seed_words = [str(seed) for seed in args.fresh_seeds]
         accuracy = REPO / "benchmarks" / "runtime_accuracy.py"
@@ -397,21 +397,20 @@ def earlier_report(folder: Path, args: argparse.Namespace, choice: dict | None) 
     """metrics.json of an earlier run on this model folder that measured what this one asks (a stage writes its
     folder once, so the weights are the same): rerunning the recipe to install skips 20 minutes of measuring. The
     engine's re-rank `choice` (rerank.json) must rank as it did then; its words and validation figures are the new."""
-    report = json.loads(_read(folder / "metrics.json") or "null")
+    path = folder / "metrics.json"
+    report = json.loads(path.read_text()) if path.is_file() else None
     if report is None or report["rerank_k"] != args.rerank_k:
         return None
     if set(report["fresh_seeds"]) != {str(seed) for seed in args.fresh_seeds}:
         return None
-    ranks = ("rerank_k", "scorer")
-    if {key: (report["model_choice"] or {}).get(key) for key in ranks} != {
-        key: (choice or {}).get(key) for key in ranks
-    }:
+    if _ranking(report["model_choice"]) != _ranking(choice):
         return None
     return report | {"model_choice": choice}
 
 
-def _read(path: Path) -> str | None:
-    return path.read_text() if path.is_file() else None
+def _ranking(choice: dict | None) -> tuple:
+    """What of a re-rank choice decides the engine's ranking (its words and validation figures do not)."""
+    return tuple((choice or {}).get(key) for key in ("rerank_k", "scorer"))
 
 
 if __name__ == "__main__":

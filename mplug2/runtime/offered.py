@@ -24,6 +24,11 @@ def withheld(folder: str | Path | None) -> dict[str, str]:
     return {str(precision): str(why) for precision, why in _read(folder).get("withheld", {}).items()}
 
 
+def checked(folder: str | Path | None) -> dict[str, str]:
+    """precision -> the measurement recorded for it, offered or not (empty when none was measured)."""
+    return {str(precision): str(words) for precision, words in _read(folder).get("checked", {}).items()}
+
+
 def drift_words(label: str, rows: list[dict]) -> tuple[bool, str]:
     """(within tolerance?, the measurement in words) for rows of {"seed", "reference": {metric: R@1}, "candidate":
     {metric: R@1}}, one per fresh seed: the candidate precision against torch fp32 on the same items."""

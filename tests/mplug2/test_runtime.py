@@ -172,9 +172,10 @@ def test_a_precision_the_model_folder_withholds_is_refused_with_its_reason(
 def test_a_measured_drift_is_recorded_as_the_folders_verdict(tiny_model_dir: Path, tmp_path: Path) -> None:
     import shutil
 
-    from mplug2.runtime.offered import record_drift, withheld
+    from mplug2.runtime.offered import checked, record_drift, withheld
 
     folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    assert checked(folder) == {}, "nothing measured yet"
     within = [
         {"seed": 11, "reference": {"t2v_R@1": 0.65, "t2i_R@1": 0.48}, "candidate": {"t2v_R@1": 0.64, "t2i_R@1": 0.48}}
     ]
@@ -190,6 +191,7 @@ def test_a_measured_drift_is_recorded_as_the_folders_verdict(tiny_model_dir: Pat
     assert (
         withheld(folder) == {}
         and "kept R@1 within 0.01" in json.loads((folder / "runtime.json").read_text())["checked"]["int8"]
+        and "kept R@1 within 0.01" in checked(folder)["int8"]
     )
 
 
