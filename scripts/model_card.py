@@ -147,6 +147,11 @@ def visual_tower_words(args: argparse.Namespace) -> str:
         f"model's, then {args.meet_steps} steps of the motion recipe at lr {args.meet_lr:g} with the text tower (and "
         "the universal layers) held still, so the new tower learns to meet text embeddings that already tell the "
         "attributes apart"
+        + (
+            f", then {args.polish_steps} steps of it with every weight at lr {args.polish_lr:g}"
+            if args.polish_steps
+            else ""
+        )
     )
 
 

@@ -118,7 +118,7 @@ def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_s
     assert set(json.loads(every_group.read_text())) == {"shape", "motion", "size", "position"}
     assert list(json.loads(shape_only.read_text())) == ["shape"] and shape_only != every_group
     args = argparse.Namespace(start_from=None, start_from_note=None, label_steps=0, label_size=96, conv_branch=False)
-    args.visual_tower, args.meet_steps, args.meet_lr = None, 800, 1e-3
+    args.visual_tower, args.meet_steps, args.meet_lr, args.polish_steps, args.polish_lr = None, 800, 1e-3, 0, 3e-4
     args.label_attributes = "shape+colour+background+size"
     args.lr, args.batch_size, args.hard_batches, args.minutes, args.itm_minutes = 1e-3, 32, 0.5, 52.0, 8.0
     first = SHIPPED_SHARPEN[0]
@@ -148,6 +148,10 @@ def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_s
         "training frames); that tower in place of the model's, then 800 steps of the motion recipe at lr 0.001 with "
         "the text tower (and the universal layers) held still, so the new tower learns to meet text embeddings that "
         "already tell the attributes apart"
+    )
+    args.polish_steps = 600
+    assert visual_tower_words(args).endswith(
+        "already tell the attributes apart, then 600 steps of it with every weight at lr 0.0003"
     )
     args.label_steps, args.visual_tower = 0, None
     assert first_stages_words(args) == "started from the previous release"
