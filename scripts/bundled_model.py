@@ -269,10 +269,8 @@ def main() -> None:
         if args.polish_steps > 0:
             polish_dir = args.work / "polish"
             if not finished(polish_dir):
-                settings = {"lr": args.polish_lr}
-                motion_stage(
-                    args, data, model, polish_dir, phrases, attribute_words, args.polish_steps, share, **settings
-                )
+                steps, lr = args.polish_steps, args.polish_lr
+                motion_stage(args, data, model, polish_dir, phrases, attribute_words, steps, share, lr=lr)
             model = polish_dir / "model"  # both towers again, now that the visual one knows shape
     measure_and_install(args, data, validation, model, sharpen_start_size)
 
