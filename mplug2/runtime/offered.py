@@ -21,12 +21,17 @@ R_AT_1_TOLERANCE = 0.01
 
 def withheld(folder: str | Path | None) -> dict[str, str]:
     """precision -> why the folder's model does not offer it (empty when it offers all, or is no folder)."""
-    return {str(precision): str(why) for precision, why in _read(folder).get("withheld", {}).items()}
+    return _section(folder, "withheld")
 
 
 def checked(folder: str | Path | None) -> dict[str, str]:
     """precision -> the measurement recorded for it, offered or not (empty when none was measured)."""
-    return {str(precision): str(words) for precision, words in _read(folder).get("checked", {}).items()}
+    return _section(folder, "checked")
+
+
+def _section(folder: str | Path | None, name: str) -> dict[str, str]:
+    """precision -> words, from one section of the folder's runtime.json."""
+    return {str(precision): str(words) for precision, words in _read(folder).get(name, {}).items()}
 
 
 def drift_words(label: str, rows: list[dict]) -> tuple[bool, str]:
