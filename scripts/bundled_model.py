@@ -379,6 +379,7 @@ def itm_stage(
 def measure_and_install(
     args: argparse.Namespace, data: Path, validation: Path, folder: Path, sharpen_start_size: int
 ) -> None:
+    from indexer.atomic import atomic_write_text
     from indexer.evaluation.runner import EvalSettings
     from indexer.search.scoring import RERANK_FILE, RerankChoice
     from indexer.synthetic.quality import choose_rerank, measure
@@ -396,7 +397,8 @@ def measure_and_install(
         bundle = load_model_bundle(folder)
         report = measure(bundle, data, args.work / "eval-cache", EvalSettings(rerank_k=args.rerank_k, progress=False))
         report["fresh_seeds"] = {str(seed): fresh_seed_summary(seed, folder) for seed in args.fresh_seeds}
-    (folder / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
+    # Atomic: a rerun reads it back (earlier_report), and a half-written file would stop the recipe from resuming.
+    atomic_write_text(folder / "metrics.json", json.dumps(report, indent=1) + "\n")
     write_model_card(folder, report, args, sharpen_start_size)
     if args.fresh_seeds and "int8" not in checked(folder):
         # int8 is offered only if it keeps the fresh seeds' R@1 within 0.01 of fp32 (runtime.json records why not).
