@@ -16,10 +16,11 @@ setup:
 setup-test:
 	scripts/setup.sh --test
 
-# Rebuild the bundled model data/models/mplug2-synth (about eight hours on 2 CPU cores): data (20 minutes), training
-# (about seven hours: the stages before the new visual tower four and three-quarters, its label and meet stages about
-# one and a quarter, the polish stage three quarters of an hour), re-rank choice on a validation seed, metrics on the
-# test split (7 minutes) and on two fresh seeds (10 minutes), int8 against fp32 on those seeds (runtime.json).
+# Rebuild the bundled model data/models/mplug2-synth (about nine and a half hours on 2 CPU cores): data (20 minutes),
+# training (about eight and a half hours: the stages before the new visual tower four and three-quarters, its label and
+# meet stages about one and a quarter, the polish stage three quarters of an hour, the relabel stage a quarter and the
+# polish stage again an hour), re-rank choice on a validation seed, metrics on the test split (7 minutes) and on two
+# fresh seeds (10 minutes), int8 against fp32 on those seeds (runtime.json).
 bundled-model: setup
 	.venv/bin/python scripts/bundled_model.py --install
 

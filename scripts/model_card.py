@@ -118,7 +118,8 @@ def architecture_words(config: MPLUG2Config) -> str:
 def first_stages_words(args: argparse.Namespace) -> str:
     """The card's words for what the motion stages started from."""
     tower = "the visual tower, given convolutions beside its patch kernel," if args.conv_branch else "the visual tower"
-    labels = label_stage_words(args, tower) if args.label_steps > 0 and not args.visual_tower else ""
+    labelled_first = args.label_steps > 0 and not args.visual_tower
+    labels = label_stage_words(args, tower, args.label_steps, args.label_attributes) if labelled_first else ""
     if args.start_from is not None:
         start = f"started from {args.start_from_note or args.start_from.name}"
         return "; ".join(filter(None, (start, labels)))
@@ -131,10 +132,10 @@ def first_stages_words(args: argparse.Namespace) -> str:
     return "; ".join(filter(None, (labels, joint)))
 
 
-def label_stage_words(args: argparse.Namespace, tower: str) -> str:
+def label_stage_words(args: argparse.Namespace, tower: str, steps: int, attributes: str) -> str:
     return (
-        f"a label stage ({args.label_steps} steps at {args.label_size} px: {tower} names "
-        f"{_listed(args.label_attributes.split('+'))} of freshly rendered training frames)"
+        f"a label stage ({steps} steps at {args.label_size} px: {tower} names {_listed(attributes.split('+'))} of "
+        "freshly rendered training frames)"
     )
 
 
@@ -142,17 +143,21 @@ def visual_tower_words(args: argparse.Namespace) -> str:
     """The card's words for the last stages, a fresh visual tower in place of the model's ('' without one)."""
     if not args.visual_tower:
         return ""
-    return (
-        f"; {label_stage_words(args, f'a fresh {args.visual_tower} visual tower')}; that tower in place of the "
-        f"model's, then {args.meet_steps} steps of the motion recipe at lr {args.meet_lr:g} with the text tower (and "
-        "the universal layers) held still, so the new tower learns to meet text embeddings that already tell the "
+    fresh_tower = f"a fresh {args.visual_tower} visual tower"
+    words = (
+        f"; {label_stage_words(args, fresh_tower, args.label_steps, args.label_attributes)}; that tower in place of "
+        f"the model's, then {args.meet_steps} steps of the motion recipe at lr {args.meet_lr:g} with the text tower "
+        "(and the universal layers) held still, so the new tower learns to meet text embeddings that already tell the "
         "attributes apart"
-        + (
-            f", then {args.polish_steps} steps of it with every weight at lr {args.polish_lr:g}"
-            if args.polish_steps
-            else ""
-        )
     )
+    if not args.polish_steps:
+        return words
+    polish = f"{args.polish_steps} steps of it with every weight at lr {args.polish_lr:g}"
+    if not args.relabel_steps:
+        return f"{words}, then {polish}"
+    relabel = label_stage_words(args, "its own tower", args.relabel_steps, args.relabel_attributes)
+    again = f"{args.polish_steps} more steps of the motion recipe with every weight at lr {args.polish_lr:g}"
+    return f"{words}, then {polish}; {relabel}; then {again}"
 
 
 def _listed(words: Sequence[str]) -> str:

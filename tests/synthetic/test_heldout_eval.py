@@ -149,9 +149,15 @@ def test_the_recipe_takes_a_sharpen_stage_and_the_card_names_where_the_weights_s
         "the text tower (and the universal layers) held still, so the new tower learns to meet text embeddings that "
         "already tell the attributes apart"
     )
-    args.polish_steps = 600
+    args.polish_steps, args.relabel_steps, args.relabel_attributes = 600, 0, "shape+colour+background+size"
     assert visual_tower_words(args).endswith(
         "already tell the attributes apart, then 600 steps of it with every weight at lr 0.0003"
+    )
+    args.relabel_steps = 800
+    assert visual_tower_words(args).endswith(
+        "already tell the attributes apart, then 600 steps of it with every weight at lr 0.0003; a label stage (800 "
+        "steps at 96 px: its own tower names shape, colour, background and size of freshly rendered training frames); "
+        "then 600 more steps of the motion recipe with every weight at lr 0.0003"
     )
     args.label_steps, args.visual_tower = 0, None
     assert first_stages_words(args) == "started from the previous release"
