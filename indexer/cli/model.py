@@ -20,7 +20,7 @@ def models() -> None:
     from indexer.settings import default_model_dir
     from mplug2.factory import list_models, resolve_folder
     from mplug2.pretrained import KNOWN_CHECKPOINTS
-    from mplug2.runtime.offered import withheld
+    from mplug2.runtime.offered import checked, withheld
 
     for name in list_models():
         known = KNOWN_CHECKPOINTS.get(name)
@@ -38,8 +38,13 @@ def models() -> None:
         click.echo(f"{name:24} {known.notes}\n{'':24} {state}")
     bundled = default_model_dir()
     click.echo(f"\ndefault model: {bundled}\n  {RerankChoice.of_model(str(bundled)).summary()}")
-    for precision, why in withheld(bundled).items():
+    refused = withheld(bundled)
+    for precision, why in refused.items():
         click.echo(f"  {precision} not offered: {why}")
+    # A precision measured and kept is worth saying too: the user learns int8 is safe to ask for, and by how much.
+    for precision, why in checked(bundled).items():
+        if precision not in refused:
+            click.echo(f"  {precision} offered: {why}")
     _print_exports()
 
 
