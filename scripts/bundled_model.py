@@ -33,6 +33,7 @@ from recipe_stages import (
     joint_stage,
     label_stage,
     motion_stage,
+    polish_stage,
     relabel_and_polish,
 )
 
@@ -298,8 +299,7 @@ def main() -> None:
         if args.polish_steps > 0:
             polish_dir = args.work / "polish"
             if not finished(polish_dir):
-                steps, lr = args.polish_steps, args.polish_lr
-                motion_stage(args, data, model, polish_dir, phrases, attribute_words, steps, share, lr=lr)
+                polish_stage(args, data, model, polish_dir, phrases, attribute_words, share)
             model = polish_dir / "model"  # both towers again, now that the visual one knows shape
             if args.relabel_steps > 0:
                 model = relabel_and_polish(args, data, vocab, model, phrases, attribute_words, share)

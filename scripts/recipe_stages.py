@@ -42,9 +42,17 @@ def relabel_and_polish(
     if not finished(relabel_dir):
         label_stage(args, vocab, relabel_dir, str(polished), args.relabel_steps, args.relabel_attributes)
     if not finished(repolish_dir):
-        steps, lr = args.polish_steps, args.polish_lr
-        motion_stage(args, data, relabel_dir / "model", repolish_dir, phrases, attribute_words, steps, share, lr=lr)
+        polish_stage(args, data, relabel_dir / "model", repolish_dir, phrases, attribute_words, share)
     return repolish_dir / "model"
+
+
+def polish_stage(
+    args: argparse.Namespace, data: Path, start: Path, out: Path, phrases: Path, attribute_words: Path, share: float
+) -> None:
+    """The motion recipe with every weight, the text tower's too, for --polish-steps at --polish-lr: after the meet
+    stage, and again after the relabel stage."""
+    steps, lr = args.polish_steps, args.polish_lr
+    motion_stage(args, data, start, out, phrases, attribute_words, steps, share, lr=lr)
 
 
 def graft_visual_tower(start: Path, labelled: Path, out: Path) -> Path:
